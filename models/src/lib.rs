@@ -1,0 +1,1 @@
+//! stormglass-models: clients, services, links and faults wired to the scheduler.
