@@ -184,12 +184,7 @@ mod tests {
         let mut rng = RngStreams::new(42).stream("client.arrivals");
         assert_eq!(
             draws(&mut rng, 4),
-            [
-                0x605d1d50d8595551,
-                0xa08fef0b0c5e5f4b,
-                0x2527554f7cc67a96,
-                0x1f0f5d3b9510f695
-            ],
+            [0x605d1d50d8595551, 0xa08fef0b0c5e5f4b, 0x2527554f7cc67a96, 0x1f0f5d3b9510f695],
             "seeding of named streams changed"
         );
     }

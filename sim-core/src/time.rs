@@ -254,12 +254,7 @@ impl From<SimDuration> for std::time::Duration {
 
 /// Writes `nanos` as `whole.fraction` with the fraction cut to the digits
 /// that carry information (3, 6 or 9), so that the text parses back exactly.
-fn write_decimal(
-    f: &mut fmt::Formatter<'_>,
-    nanos: u64,
-    unit_nanos: u64,
-    unit: &str,
-) -> fmt::Result {
+fn write_decimal(f: &mut fmt::Formatter<'_>, nanos: u64, unit_nanos: u64, unit: &str) -> fmt::Result {
     let whole = nanos / unit_nanos;
     let rest = nanos % unit_nanos;
     if rest == 0 {
@@ -284,9 +279,9 @@ impl fmt::Display for SimDuration {
             f.write_str("0s")
         } else if n == u64::MAX {
             f.write_str("forever")
-        } else if n % NANOS_PER_HOUR == 0 {
+        } else if n.is_multiple_of(NANOS_PER_HOUR) {
             write!(f, "{}h", n / NANOS_PER_HOUR)
-        } else if n % NANOS_PER_MIN == 0 {
+        } else if n.is_multiple_of(NANOS_PER_MIN) {
             write!(f, "{}m", n / NANOS_PER_MIN)
         } else if n >= NANOS_PER_SEC {
             write_decimal(f, n, NANOS_PER_SEC, "s")
@@ -309,7 +304,7 @@ impl fmt::Display for SimTime {
         }
         let whole = self.0 / NANOS_PER_SEC;
         let rest = self.0 % NANOS_PER_SEC;
-        if rest % NANOS_PER_MILLI == 0 {
+        if rest.is_multiple_of(NANOS_PER_MILLI) {
             write!(f, "{whole}.{:03}s", rest / NANOS_PER_MILLI)
         } else {
             write_decimal(f, self.0, NANOS_PER_SEC, "s")
@@ -340,10 +335,7 @@ const UNITS: &[(&str, u64)] = &[
 /// Parses `"<decimal><unit>"` exactly, in integer arithmetic, so that
 /// `"0.1s"` is exactly 100 ms and not 99.999... ms.
 fn parse_nanos(text: &str) -> Result<u64, ParseDurationError> {
-    let err = |reason| ParseDurationError {
-        text: text.to_string(),
-        reason,
-    };
+    let err = |reason| ParseDurationError { text: text.to_string(), reason };
     let trimmed = text.trim();
     if trimmed == "forever" || trimmed == "never" {
         return Ok(u64::MAX);
@@ -367,14 +359,8 @@ fn parse_nanos(text: &str) -> Result<u64, ParseDurationError> {
     if fraction.contains('.') {
         return Err(err("more than one decimal point"));
     }
-    let whole: u64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().map_err(|_| err("number too large"))?
-    };
-    let mut nanos = whole
-        .checked_mul(unit_nanos)
-        .ok_or_else(|| err("duration too large"))?;
+    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| err("number too large"))? };
+    let mut nanos = whole.checked_mul(unit_nanos).ok_or_else(|| err("duration too large"))?;
     // Each fractional digit is worth a tenth of the previous one; digits below
     // one nanosecond must be zero, or the value is not representable.
     let mut place = unit_nanos;
@@ -387,9 +373,7 @@ fn parse_nanos(text: &str) -> Result<u64, ParseDurationError> {
             continue;
         }
         place /= 10;
-        nanos = nanos
-            .checked_add(digit * place)
-            .ok_or_else(|| err("duration too large"))?;
+        nanos = nanos.checked_add(digit * place).ok_or_else(|| err("duration too large"))?;
     }
     Ok(nanos)
 }
@@ -442,11 +426,7 @@ mod tests {
 
     fn check_display(d: SimDuration, expect: &str) {
         assert_eq!(d.to_string(), expect);
-        assert_eq!(
-            expect.parse::<SimDuration>().unwrap(),
-            d,
-            "round trip of {expect}"
-        );
+        assert_eq!(expect.parse::<SimDuration>().unwrap(), d, "round trip of {expect}");
     }
 
     #[test]
@@ -501,23 +481,14 @@ mod tests {
     fn arithmetic_saturates_instead_of_wrapping() {
         assert_eq!(SimTime::MAX + SimDuration::from_secs(1), SimTime::MAX);
         assert_eq!(SimTime::ZERO - SimDuration::from_secs(1), SimTime::ZERO);
-        assert_eq!(
-            SimTime::from_secs(1) - SimTime::from_secs(2),
-            SimDuration::ZERO
-        );
-        assert_eq!(
-            SimDuration::MAX + SimDuration::from_nanos(1),
-            SimDuration::MAX
-        );
+        assert_eq!(SimTime::from_secs(1) - SimTime::from_secs(2), SimDuration::ZERO);
+        assert_eq!(SimDuration::MAX + SimDuration::from_nanos(1), SimDuration::MAX);
         assert_eq!(SimTime::MAX.checked_add(SimDuration::from_nanos(1)), None);
         assert_eq!(SimDuration::from_secs(u64::MAX), SimDuration::MAX);
         assert_eq!(SimDuration::from_secs_f64(-1.0), SimDuration::ZERO);
         assert_eq!(SimDuration::from_secs_f64(f64::NAN), SimDuration::ZERO);
         assert_eq!(SimDuration::from_secs_f64(1e30), SimDuration::MAX);
-        assert_eq!(
-            SimDuration::from_secs_f64(0.25),
-            SimDuration::from_millis(250)
-        );
+        assert_eq!(SimDuration::from_secs_f64(0.25), SimDuration::from_millis(250));
     }
 
     #[test]

@@ -1,0 +1,421 @@
+//! Metrics whose memory does not grow with the number of samples: counters,
+//! time-weighted gauges and a log-linear latency histogram.
+//!
+//! ```
+//! use stormglass_core::metrics::{Histogram, TimeWeightedGauge};
+//! use stormglass_core::time::{SimDuration, SimTime};
+//!
+//! let mut latency = Histogram::new();
+//! for ms in 1..=100 {
+//!     latency.record(SimDuration::from_millis(ms));
+//! }
+//! let p99 = latency.percentile(0.99).as_secs_f64();
+//! assert!((p99 - 0.099).abs() / 0.099 < 0.01); // within 1%
+//!
+//! // Queue length 0 for 3 s, then 4 for 1 s: mean 1.
+//! let mut queue = TimeWeightedGauge::new(SimTime::ZERO);
+//! queue.set(SimTime::from_secs(3), 4);
+//! assert_eq!(queue.mean(SimTime::from_secs(4)), 1.0);
+//! assert_eq!(queue.max(), 4);
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::{SimDuration, SimTime};
+
+/// A monotone count of things that happened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Counter(u64);
+
+impl Counter {
+    /// Adds one.
+    #[inline]
+    pub fn increment(&mut self) {
+        self.0 += 1;
+    }
+    /// Adds `n`.
+    #[inline]
+    pub fn add(&mut self, n: u64) {
+        self.0 += n;
+    }
+    /// The count.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// A level that changes over time (queue length, busy workers); its mean is
+/// weighted by how long each level lasted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeWeightedGauge {
+    value: u64,
+    max: u64,
+    start: SimTime,
+    last_change: SimTime,
+    /// Integral of the level over time, in level x nanoseconds.
+    area: u128,
+}
+
+impl TimeWeightedGauge {
+    /// A gauge at level 0 from `start`.
+    pub fn new(start: SimTime) -> Self {
+        TimeWeightedGauge { value: 0, max: 0, start, last_change: start, area: 0 }
+    }
+
+    /// Sets the level at `now`.
+    #[inline]
+    pub fn set(&mut self, now: SimTime, value: u64) {
+        debug_assert!(now >= self.last_change, "gauge set in the past");
+        self.area += u128::from(self.value) * u128::from((now - self.last_change).as_nanos());
+        self.last_change = now;
+        self.value = value;
+        self.max = self.max.max(value);
+    }
+
+    /// Raises the level by one at `now`.
+    #[inline]
+    pub fn increment(&mut self, now: SimTime) {
+        self.set(now, self.value + 1);
+    }
+
+    /// Lowers the level by one at `now` (not below zero).
+    #[inline]
+    pub fn decrement(&mut self, now: SimTime) {
+        debug_assert!(self.value > 0, "gauge decremented below zero");
+        self.set(now, self.value.saturating_sub(1));
+    }
+
+    /// The current level.
+    pub fn value(&self) -> u64 {
+        self.value
+    }
+
+    /// The highest level seen.
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    /// The time-weighted mean level from the start to `now`.
+    pub fn mean(&self, now: SimTime) -> f64 {
+        let span = (now - self.start).as_nanos();
+        if span == 0 {
+            return self.value as f64;
+        }
+        (self.area_until(now) as f64) / span as f64
+    }
+
+    /// Integral of the level from the start to `now` (level x ns).
+    pub fn area_until(&self, now: SimTime) -> u128 {
+        self.area + u128::from(self.value) * u128::from((now - self.last_change).as_nanos())
+    }
+}
+
+/// Sub-buckets per power of two: 2^7 = 128, so a bucket spans at most 1/128
+/// of its values and the midpoint is within 0.4% of any value in it.
+const SUB_BUCKET_BITS: u32 = 7;
+const SUB_BUCKETS: u64 = 1 << SUB_BUCKET_BITS;
+/// Highest bucket index for a `u64` value.
+const BUCKETS_MAX: usize = ((64 - SUB_BUCKET_BITS as usize) + 1) * SUB_BUCKETS as usize;
+
+/// A latency histogram in nanoseconds with relative error below 0.4%
+/// (log-linear buckets, as HdrHistogram). Memory is bounded by the range of
+/// values seen (at most 7424 counters), never by their number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Histogram {
+    /// Counts by bucket index, grown to the highest index seen.
+    counts: Vec<u64>,
+    count: u64,
+    /// Saturating: 584 years of summed latency is beyond any run here, and a
+    /// `u64` serializes in every format (JSON has no `u128`).
+    sum_ns: u64,
+    min_ns: u64,
+    max_ns: u64,
+}
+
+/// Bucket index of a value: exact below 128, then 128 buckets per octave.
+#[inline]
+fn bucket_index(value: u64) -> usize {
+    if value < SUB_BUCKETS {
+        return value as usize;
+    }
+    let exponent = 63 - value.leading_zeros(); // >= SUB_BUCKET_BITS
+    let shift = exponent - SUB_BUCKET_BITS;
+    let sub = (value >> shift) & (SUB_BUCKETS - 1);
+    ((shift as usize + 1) << SUB_BUCKET_BITS) + sub as usize
+}
+
+/// Lowest value and width of a bucket.
+fn bucket_bounds(index: usize) -> (u64, u64) {
+    let sub_buckets = SUB_BUCKETS as usize;
+    if index < sub_buckets {
+        return (index as u64, 1);
+    }
+    let shift = (index >> SUB_BUCKET_BITS) - 1;
+    let sub = (index & (sub_buckets - 1)) as u64;
+    ((SUB_BUCKETS + sub) << shift, 1 << shift)
+}
+
+impl Histogram {
+    /// An empty histogram.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one latency.
+    #[inline]
+    pub fn record(&mut self, latency: SimDuration) {
+        let value = latency.as_nanos();
+        let index = bucket_index(value);
+        if index >= self.counts.len() {
+            self.counts.resize(index + 1, 0);
+        }
+        self.counts[index] += 1;
+        if self.count == 0 || value < self.min_ns {
+            self.min_ns = value;
+        }
+        self.max_ns = self.max_ns.max(value);
+        self.count += 1;
+        self.sum_ns = self.sum_ns.saturating_add(value);
+    }
+
+    /// Adds every sample of `other`.
+    pub fn merge(&mut self, other: &Histogram) {
+        if other.count == 0 {
+            return;
+        }
+        if other.counts.len() > self.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+        self.min_ns = if self.count == 0 { other.min_ns } else { self.min_ns.min(other.min_ns) };
+        self.max_ns = self.max_ns.max(other.max_ns);
+        self.count += other.count;
+        self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
+    }
+
+    /// Forgets every sample, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.counts.iter_mut().for_each(|c| *c = 0);
+        self.count = 0;
+        self.sum_ns = 0;
+        self.min_ns = 0;
+        self.max_ns = 0;
+    }
+
+    /// Number of samples.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Smallest sample (zero when empty).
+    pub fn min(&self) -> SimDuration {
+        SimDuration::from_nanos(self.min_ns)
+    }
+
+    /// Largest sample (zero when empty).
+    pub fn max(&self) -> SimDuration {
+        SimDuration::from_nanos(self.max_ns)
+    }
+
+    /// Exact mean of the samples (zero when empty).
+    pub fn mean(&self) -> SimDuration {
+        if self.count == 0 {
+            return SimDuration::ZERO;
+        }
+        SimDuration::from_nanos(self.sum_ns / self.count)
+    }
+
+    /// The `q`-quantile (nearest rank), `q` in `[0, 1]`; zero when empty.
+    /// The value is the midpoint of its bucket, clamped to the observed range.
+    pub fn percentile(&self, q: f64) -> SimDuration {
+        if self.count == 0 {
+            return SimDuration::ZERO;
+        }
+        let q = if q.is_nan() { 1.0 } else { q.clamp(0.0, 1.0) };
+        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0;
+        for (index, &count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                let (low, width) = bucket_bounds(index);
+                let middle = low + (width - 1) / 2;
+                return SimDuration::from_nanos(middle.clamp(self.min_ns, self.max_ns));
+            }
+        }
+        self.max()
+    }
+
+    /// The usual percentiles, for reports.
+    pub fn summary(&self) -> LatencySummary {
+        LatencySummary {
+            count: self.count,
+            mean: self.mean(),
+            p50: self.percentile(0.50),
+            p90: self.percentile(0.90),
+            p99: self.percentile(0.99),
+            p999: self.percentile(0.999),
+            max: self.max(),
+        }
+    }
+}
+
+/// Serialized as a sparse list of `(bucket, count)` so a histogram with a
+/// narrow range stays small on disk, and merges after a round trip.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Histogram", deny_unknown_fields)]
+struct HistogramData {
+    count: u64,
+    sum_ns: u64,
+    min_ns: u64,
+    max_ns: u64,
+    buckets: Vec<(u32, u64)>,
+}
+
+impl Serialize for Histogram {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let buckets = self.counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| (i as u32, *c)).collect();
+        HistogramData { count: self.count, sum_ns: self.sum_ns, min_ns: self.min_ns, max_ns: self.max_ns, buckets }
+            .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Histogram {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let data = HistogramData::deserialize(d)?;
+        let mut histogram = Histogram {
+            count: data.count,
+            sum_ns: data.sum_ns,
+            min_ns: data.min_ns,
+            max_ns: data.max_ns,
+            counts: Vec::new(),
+        };
+        let mut total = 0u64;
+        for (index, count) in data.buckets {
+            let index = index as usize;
+            if index >= BUCKETS_MAX {
+                return Err(D::Error::custom(format!("histogram bucket {index} out of range (max {BUCKETS_MAX})")));
+            }
+            if index >= histogram.counts.len() {
+                histogram.counts.resize(index + 1, 0);
+            }
+            histogram.counts[index] += count;
+            total = total.saturating_add(count);
+        }
+        if total != histogram.count {
+            return Err(D::Error::custom("histogram buckets do not add up to its count"));
+        }
+        Ok(histogram)
+    }
+}
+
+/// Count, mean and percentiles of a set of latencies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySummary {
+    /// Number of samples.
+    pub count: u64,
+    /// Exact mean.
+    pub mean: SimDuration,
+    /// Median.
+    pub p50: SimDuration,
+    /// 90th percentile.
+    pub p90: SimDuration,
+    /// 99th percentile.
+    pub p99: SimDuration,
+    /// 99.9th percentile.
+    pub p999: SimDuration,
+    /// Largest sample.
+    pub max: SimDuration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::RngStreams;
+
+    #[test]
+    fn bucket_bounds_invert_bucket_index() {
+        for value in (0..5000u64).chain([u64::MAX, u64::MAX / 3, 1 << 40, (1 << 40) - 1]) {
+            let index = bucket_index(value);
+            assert!(index < BUCKETS_MAX);
+            let (low, width) = bucket_bounds(index);
+            assert!(low <= value && value - low < width, "{value} in [{low}, +{width})");
+            assert!(width == 1 || (width as f64) / (low as f64) <= 1.0 / 128.0);
+        }
+    }
+
+    #[test]
+    fn percentiles_are_within_one_percent_of_the_exact_ones() {
+        let mut rng = RngStreams::new(11).stream("histogram");
+        let mut exact = Vec::new();
+        let mut histogram = Histogram::new();
+        for _ in 0..100_000 {
+            // Log-uniform from 1 us to 100 s: every octave is exercised.
+            let ns = (10f64.powf(3.0 + 8.0 * rng.uniform01())) as u64;
+            exact.push(ns);
+            histogram.record(SimDuration::from_nanos(ns));
+        }
+        exact.sort_unstable();
+        for q in [0.0, 0.01, 0.5, 0.9, 0.99, 0.999, 1.0] {
+            let rank = ((q * exact.len() as f64).ceil() as usize).clamp(1, exact.len());
+            let truth = exact[rank - 1] as f64;
+            let got = histogram.percentile(q).as_nanos() as f64;
+            assert!((got - truth).abs() / truth <= 0.01, "q={q}: {got} vs {truth}");
+        }
+        assert_eq!(histogram.max().as_nanos(), *exact.last().unwrap());
+        assert_eq!(histogram.min().as_nanos(), exact[0]);
+        let mean = exact.iter().map(|&x| u128::from(x)).sum::<u128>() / exact.len() as u128;
+        assert_eq!(u128::from(histogram.mean().as_nanos()), mean);
+        assert!(histogram.counts.len() <= BUCKETS_MAX);
+    }
+
+    #[test]
+    fn merge_equals_recording_everything_in_one() {
+        let mut a = Histogram::new();
+        let mut b = Histogram::new();
+        let mut both = Histogram::new();
+        for i in 0..1000u64 {
+            let d = SimDuration::from_micros(i * i + 1);
+            if i % 3 == 0 {
+                a.record(d)
+            } else {
+                b.record(d)
+            }
+            both.record(d);
+        }
+        a.merge(&b);
+        assert_eq!(a, both);
+        let mut empty = Histogram::new();
+        empty.merge(&both);
+        assert_eq!(empty, both);
+    }
+
+    #[test]
+    fn histogram_round_trips_through_ron_and_json() {
+        let mut h = Histogram::new();
+        for ms in [1, 5, 5, 200, 3000] {
+            h.record(SimDuration::from_millis(ms));
+        }
+        let text = ron::to_string(&h).unwrap();
+        assert_eq!(ron::from_str::<Histogram>(&text).unwrap(), h);
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(serde_json::from_str::<Histogram>(&json).unwrap(), h);
+        let lying = r#"(count: 9, sum_ns: 1, min_ns: 1, max_ns: 1, buckets: [(1, 1)])"#;
+        assert!(ron::from_str::<Histogram>(lying).is_err());
+    }
+
+    #[test]
+    fn gauge_mean_is_weighted_by_time() {
+        let mut g = TimeWeightedGauge::new(SimTime::from_secs(10));
+        g.set(SimTime::from_secs(10), 2); // 2 for 5 s
+        g.increment(SimTime::from_secs(15)); // 3 for 5 s
+        g.set(SimTime::from_secs(20), 0); // 0 for 10 s
+        assert_eq!(g.mean(SimTime::from_secs(30)), (10.0 + 15.0) / 20.0);
+        assert_eq!(g.max(), 3);
+        assert_eq!(g.value(), 0);
+    }
+}

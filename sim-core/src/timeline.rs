@@ -1,0 +1,329 @@
+//! Timelines: metrics in fixed-width time buckets, so a run can be drawn and
+//! snapshot-tested as "what happened in each second".
+//!
+//! Three series kinds cover what a report shows: [`CountSeries`] (arrivals,
+//! failures by cause), [`GaugeSeries`] (queue length, busy workers: mean and
+//! max per bucket) and [`LatencySeries`] (percentiles per bucket). Memory is
+//! one small record per bucket, whatever the number of samples: a latency
+//! series keeps one live histogram and condenses it when its bucket closes.
+//!
+//! A series covers `[0, horizon)`; anything recorded at or after the horizon
+//! lands in the last bucket, so a drain after the end of a run is still
+//! counted and memory stays bounded.
+//!
+//! ```
+//! use stormglass_core::timeline::{Buckets, CountSeries, Timeline};
+//! use stormglass_core::time::{SimDuration, SimTime};
+//!
+//! let buckets = Buckets::new(SimDuration::from_secs(1), SimDuration::from_secs(3)).unwrap();
+//! let mut arrivals = CountSeries::new(buckets);
+//! arrivals.add(SimTime::from_millis(100), 1);
+//! arrivals.add(SimTime::from_millis(2500), 2);
+//! assert_eq!(arrivals.counts(), &[1, 0, 2]);
+//!
+//! let mut timeline = Timeline::new(buckets);
+//! timeline.insert_counts("arrivals", &arrivals);
+//! assert!(ron::to_string(&timeline).unwrap().contains("arrivals"));
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ConfigError, ensure};
+use crate::metrics::{Histogram, LatencySummary};
+use crate::time::{SimDuration, SimTime};
+
+/// Most buckets a series may have (a day of 1 s buckets is 86 400).
+pub const BUCKETS_MAX: usize = 1_000_000;
+
+/// How time is cut into buckets: a width and how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Buckets {
+    /// Width of one bucket.
+    pub width: SimDuration,
+    /// Number of buckets.
+    pub count: usize,
+}
+
+impl Buckets {
+    /// Buckets of `width` covering `[0, horizon)` (at least one bucket).
+    pub fn new(width: SimDuration, horizon: SimDuration) -> Result<Self, ConfigError> {
+        ensure(!width.is_zero(), "bucket_width", "must be greater than 0")?;
+        let count = horizon.as_nanos().div_ceil(width.as_nanos()).max(1);
+        ensure(count <= BUCKETS_MAX as u64, "bucket_width", "gives more than 1000000 buckets over the run; widen it")?;
+        Ok(Buckets { width, count: count as usize })
+    }
+
+    /// The bucket holding `t` (the last one for anything past the horizon).
+    #[inline]
+    pub fn index(&self, t: SimTime) -> usize {
+        ((t.as_nanos() / self.width.as_nanos()) as usize).min(self.count - 1)
+    }
+
+    /// When bucket `index` starts.
+    pub fn start(&self, index: usize) -> SimTime {
+        SimTime::from_nanos(self.width.as_nanos().saturating_mul(index as u64))
+    }
+}
+
+/// A count per bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountSeries {
+    buckets: Buckets,
+    counts: Vec<u64>,
+}
+
+impl CountSeries {
+    /// All-zero counts.
+    pub fn new(buckets: Buckets) -> Self {
+        CountSeries { buckets, counts: vec![0; buckets.count] }
+    }
+
+    /// Adds `n` to the bucket of `now`.
+    #[inline]
+    pub fn add(&mut self, now: SimTime, n: u64) {
+        let index = self.buckets.index(now);
+        self.counts[index] += n;
+    }
+
+    /// The counts, one per bucket.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+
+    /// The sum over all buckets.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// A level over time, kept as its time-weighted mean and its max per bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GaugeSeries {
+    buckets: Buckets,
+    value: u64,
+    last_change: SimTime,
+    /// Level x nanoseconds accumulated in each bucket.
+    area: Vec<u128>,
+    max: Vec<u64>,
+}
+
+impl GaugeSeries {
+    /// A level of zero from time zero.
+    pub fn new(buckets: Buckets) -> Self {
+        GaugeSeries {
+            buckets,
+            value: 0,
+            last_change: SimTime::ZERO,
+            area: vec![0; buckets.count],
+            max: vec![0; buckets.count],
+        }
+    }
+
+    /// Sets the level at `now`.
+    #[inline]
+    pub fn set(&mut self, now: SimTime, value: u64) {
+        debug_assert!(now >= self.last_change, "gauge set in the past");
+        self.accumulate_until(now);
+        self.value = value;
+        let index = self.buckets.index(now);
+        self.max[index] = self.max[index].max(value);
+    }
+
+    /// The current level.
+    pub fn value(&self) -> u64 {
+        self.value
+    }
+
+    /// Spreads the current level's area over the buckets since the last change.
+    fn accumulate_until(&mut self, now: SimTime) {
+        let mut from = self.last_change;
+        while from < now {
+            let index = self.buckets.index(from);
+            let bucket_end = if index + 1 == self.buckets.count { now } else { self.buckets.start(index + 1).min(now) };
+            self.area[index] += u128::from(self.value) * u128::from((bucket_end - from).as_nanos());
+            // The level holds through whole buckets in between; their max is it.
+            self.max[index] = self.max[index].max(self.value);
+            from = bucket_end;
+        }
+        self.last_change = now;
+    }
+
+    /// Mean and max per bucket, with the level extended to `end`.
+    pub fn finish(&self, end: SimTime) -> (Vec<f64>, Vec<u64>) {
+        let mut closed = self.clone();
+        closed.accumulate_until(end.max(self.last_change));
+        let width = self.buckets.width.as_nanos() as f64;
+        let last = self.buckets.count - 1;
+        let means = closed
+            .area
+            .iter()
+            .enumerate()
+            .map(|(index, &area)| {
+                // The last bucket also holds whatever ran past the horizon.
+                let span = if index == last {
+                    (end.max(self.buckets.start(last) + self.buckets.width) - self.buckets.start(last)).as_nanos()
+                        as f64
+                } else {
+                    width
+                };
+                area as f64 / span
+            })
+            .collect();
+        (means, closed.max)
+    }
+}
+
+/// Latency percentiles per bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencySeries {
+    buckets: Buckets,
+    current_index: usize,
+    current: Histogram,
+    closed: Vec<LatencySummary>,
+}
+
+impl LatencySeries {
+    /// An empty series.
+    pub fn new(buckets: Buckets) -> Self {
+        LatencySeries {
+            buckets,
+            current_index: 0,
+            current: Histogram::new(),
+            closed: Vec::with_capacity(buckets.count),
+        }
+    }
+
+    /// Records a latency observed at `now` (times must not go backwards).
+    #[inline]
+    pub fn record(&mut self, now: SimTime, latency: SimDuration) {
+        let index = self.buckets.index(now);
+        debug_assert!(index >= self.current_index, "latency recorded in the past");
+        if index > self.current_index {
+            self.close_through(index);
+        }
+        self.current.record(latency);
+    }
+
+    /// Closes buckets up to (not including) `index`.
+    fn close_through(&mut self, index: usize) {
+        while self.current_index < index {
+            self.closed.push(self.current.summary());
+            self.current.clear();
+            self.current_index += 1;
+        }
+    }
+
+    /// The summary of every bucket.
+    pub fn finish(&self) -> Vec<LatencySummary> {
+        let mut summaries = self.closed.clone();
+        summaries.push(self.current.summary());
+        summaries.resize(self.buckets.count, LatencySummary::default());
+        summaries
+    }
+}
+
+/// One series in a [`Timeline`] report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SeriesData {
+    /// A count per bucket.
+    Counts(Vec<u64>),
+    /// Time-weighted mean and max per bucket.
+    Gauge {
+        /// Mean level per bucket.
+        mean: Vec<f64>,
+        /// Highest level per bucket.
+        max: Vec<u64>,
+    },
+    /// Latency summary per bucket.
+    Latency(Vec<LatencySummary>),
+}
+
+/// Named series over the same buckets: the serializable form of timelines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeline {
+    /// The bucketing every series shares.
+    pub buckets: Buckets,
+    /// Series by name, in name order.
+    pub series: BTreeMap<String, SeriesData>,
+}
+
+impl Timeline {
+    /// An empty timeline.
+    pub fn new(buckets: Buckets) -> Self {
+        Timeline { buckets, series: BTreeMap::new() }
+    }
+
+    /// Adds a count series.
+    pub fn insert_counts(&mut self, name: &str, series: &CountSeries) {
+        self.series.insert(name.to_string(), SeriesData::Counts(series.counts().to_vec()));
+    }
+
+    /// Adds a gauge series, closed at `end`.
+    pub fn insert_gauge(&mut self, name: &str, series: &GaugeSeries, end: SimTime) {
+        let (mean, max) = series.finish(end);
+        self.series.insert(name.to_string(), SeriesData::Gauge { mean, max });
+    }
+
+    /// Adds a latency series.
+    pub fn insert_latency(&mut self, name: &str, series: &LatencySeries) {
+        self.series.insert(name.to_string(), SeriesData::Latency(series.finish()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buckets(width_s: u64, horizon_s: u64) -> Buckets {
+        Buckets::new(SimDuration::from_secs(width_s), SimDuration::from_secs(horizon_s)).unwrap()
+    }
+
+    #[test]
+    fn bucketing_rejects_zero_width_and_too_many_buckets() {
+        let zero = Buckets::new(SimDuration::ZERO, SimDuration::from_secs(1)).unwrap_err();
+        assert_eq!(zero.to_string(), "bucket_width: must be greater than 0");
+        let many = Buckets::new(SimDuration::from_nanos(1), SimDuration::from_secs(1)).unwrap_err();
+        assert!(many.rule.contains("more than 1000000 buckets"), "{many}");
+        assert_eq!(buckets(1, 0).count, 1);
+        assert_eq!(buckets(2, 5).count, 3);
+    }
+
+    #[test]
+    fn gauge_mean_and_max_per_bucket() {
+        let mut g = GaugeSeries::new(buckets(1, 3));
+        g.set(SimTime::from_millis(500), 4); // 0 for 0.5 s, 4 for 0.5 s
+        g.set(SimTime::from_millis(1250), 2); // 4 for 0.25 s, then 2
+        g.set(SimTime::from_millis(2000), 0);
+        let (mean, max) = g.finish(SimTime::from_secs(3));
+        assert_eq!(mean, vec![2.0, 4.0 * 0.25 + 2.0 * 0.75, 0.0]);
+        assert_eq!(max, vec![4, 4, 0]);
+    }
+
+    #[test]
+    fn gauge_level_held_across_buckets_counts_in_each() {
+        let mut g = GaugeSeries::new(buckets(1, 4));
+        g.set(SimTime::from_millis(500), 3);
+        let (mean, max) = g.finish(SimTime::from_secs(4));
+        assert_eq!(mean, vec![1.5, 3.0, 3.0, 3.0]);
+        assert_eq!(max, vec![3, 3, 3, 3]);
+    }
+
+    #[test]
+    fn latency_percentiles_per_bucket_and_the_tail_bucket() {
+        let mut s = LatencySeries::new(buckets(1, 3));
+        for ms in 1..=100 {
+            s.record(SimTime::from_millis(10), SimDuration::from_millis(ms));
+        }
+        s.record(SimTime::from_secs(7), SimDuration::from_secs(9)); // past the horizon
+        let summaries = s.finish();
+        assert_eq!(summaries.len(), 3);
+        assert_eq!(summaries[0].count, 100);
+        assert!((summaries[0].p50.as_secs_f64() - 0.050).abs() < 0.0005);
+        assert_eq!(summaries[1].count, 0);
+        assert_eq!(summaries[2].max, SimDuration::from_secs(9));
+    }
+}
