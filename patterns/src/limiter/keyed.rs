@@ -1,0 +1,216 @@
+//! One limit per key in a bounded table.
+
+use std::hash::Hash;
+
+use serde::{Deserialize, Serialize};
+use stormglass_core::time::{SimDuration, SimTime};
+
+use super::algo::{Algo, State};
+use super::table::LruTable;
+use super::{Decision, RateLimiterConfig};
+use crate::error::{ConfigError, ensure};
+
+/// Largest `keys_max`: slot indices are `u32` with one value reserved.
+pub const KEYS_MAX_LIMIT: u32 = 1 << 31;
+
+/// How many least recently used keys a full table looks at for one it may
+/// evict. Bounded so a decision stays O(1); only concurrency keys holding
+/// permits are ever passed over.
+const EVICT_SCAN: u32 = 4;
+
+/// A rate limit applied per key (user, client IP, service, route).
+///
+/// ```
+/// use stormglass_patterns::limiter::KeyedLimiterConfig;
+///
+/// let c: KeyedLimiterConfig = ron::from_str(
+///     r#"(limiter: (algorithm: "sliding_log", limit: "100/minute"), keys_max: 10000)"#,
+/// ).unwrap();
+/// assert_eq!(c.keys_max, 10_000);
+/// assert!(c.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyedLimiterConfig {
+    /// The limit every key gets.
+    #[serde(default)]
+    pub limiter: RateLimiterConfig,
+    /// Most keys tracked at once. When a new key arrives at a full table the
+    /// least recently used key is forgotten (it restarts fresh if it comes
+    /// back), so memory is bounded whatever the key space.
+    #[serde(default = "default_keys_max")]
+    pub keys_max: u32,
+}
+
+fn default_keys_max() -> u32 {
+    100_000
+}
+
+impl Default for KeyedLimiterConfig {
+    /// The default limiter (token bucket, `100/second`, burst 100) per key,
+    /// with `keys_max: 100000`.
+    fn default() -> Self {
+        KeyedLimiterConfig { limiter: RateLimiterConfig::default(), keys_max: default_keys_max() }
+    }
+}
+
+impl KeyedLimiterConfig {
+    /// Checks every field; the error names the field and the rule.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.limiter.validate().map_err(|e| e.within("limiter"))?;
+        ensure(self.keys_max >= 1, "keys_max", "must be at least 1")?;
+        ensure(self.keys_max <= KEYS_MAX_LIMIT, "keys_max", "must be at most 2147483648")
+    }
+}
+
+/// Counters of a keyed table, for reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyedStats {
+    /// Keys tracked now.
+    pub keys_len: u32,
+    /// Keys evicted whose state was already idle: forgetting them changed
+    /// no decision.
+    pub evicted_idle: u64,
+    /// Keys evicted while their limit still counted something: they come
+    /// back fresh, so the table was too small for the key space.
+    pub evicted_active: u64,
+    /// New keys refused because every key the table looked at held
+    /// concurrency permits.
+    pub denied_table_full: u64,
+}
+
+/// One [`RateLimiter`](super::RateLimiter)'s worth of state per key, at most
+/// `keys_max` keys, least recently used evicted first.
+///
+/// ```
+/// use stormglass_patterns::limiter::{KeyedLimiter, KeyedLimiterConfig, RateLimiterConfig};
+/// use stormglass_core::time::SimTime;
+///
+/// let config = KeyedLimiterConfig {
+///     limiter: RateLimiterConfig::FixedWindow { limit: "1/second".parse().unwrap() },
+///     keys_max: 2,
+/// };
+/// let mut limiter = KeyedLimiter::new(config).unwrap();
+/// let t = SimTime::ZERO;
+/// assert!(limiter.try_acquire(&"alice", t, 1).is_allowed());
+/// assert!(!limiter.try_acquire(&"alice", t, 1).is_allowed());
+/// assert!(limiter.try_acquire(&"bob", t, 1).is_allowed()); // own limit
+/// limiter.try_acquire(&"carol", t, 1); // evicts alice, the least recent
+/// assert!(limiter.try_acquire(&"alice", t, 1).is_allowed());
+/// assert_eq!(limiter.stats().evicted_active, 2);
+/// ```
+pub struct KeyedLimiter<K> {
+    config: KeyedLimiterConfig,
+    algo: Algo,
+    table: LruTable<K, State>,
+    stats: KeyedStats,
+}
+
+const LIST: u8 = 0;
+
+impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
+    /// A keyed limiter for `config`, or the first rule it breaks.
+    pub fn new(config: KeyedLimiterConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let algo = Algo::from_config(&config.limiter);
+        Ok(KeyedLimiter { table: LruTable::new(config.keys_max), config, algo, stats: KeyedStats::default() })
+    }
+
+    /// The config this limiter runs.
+    pub fn config(&self) -> &KeyedLimiterConfig {
+        &self.config
+    }
+
+    /// Asks for `permits` for `key` at `now`. A key not in the table starts
+    /// fresh; if the table is full the least recently used key makes room.
+    #[inline]
+    pub fn try_acquire(&mut self, key: &K, now: SimTime, permits: u32) -> Decision {
+        let slot = match self.table.find(key) {
+            Some(slot) => {
+                self.table.touch(slot, LIST);
+                slot
+            }
+            None => {
+                if self.table.is_full() && !self.evict(now) {
+                    self.stats.denied_table_full += 1;
+                    return Decision::Denied { retry_after: SimDuration::MAX, remaining: 0 };
+                }
+                let algo = &self.algo;
+                self.table.insert(key.clone(), LIST, || algo.fresh(), |s| algo.reset(s))
+            }
+        };
+        self.algo.acquire(self.table.value_mut(slot), now, permits)
+    }
+
+    /// Returns `permits` of `key` to a concurrency limit. Returns whether the
+    /// key was known (a key holding permits is never evicted).
+    pub fn release(&mut self, key: &K, permits: u32) -> bool {
+        match self.table.find(key) {
+            Some(slot) => {
+                self.algo.release(self.table.value_mut(slot), permits);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Table counters.
+    pub fn stats(&self) -> KeyedStats {
+        KeyedStats { keys_len: self.table.len(), ..self.stats }
+    }
+
+    /// Keys tracked now.
+    pub fn len(&self) -> u32 {
+        self.table.len()
+    }
+
+    /// Whether no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.table.len() == 0
+    }
+
+    /// Bytes owned by the table: slots, index and sliding-log buffers,
+    /// computed from capacities (see `BENCHMARKS.md` for how this compares
+    /// with counted allocations). Heap owned by keys is not included.
+    pub fn memory_bytes(&self) -> usize {
+        let logs = match self.algo {
+            Algo::SlidingLog { limit, .. } => {
+                // Every slot ever created keeps its buffer, tracked or free.
+                self.table.slot_count() * limit as usize * std::mem::size_of::<SimTime>()
+            }
+            _ => 0,
+        };
+        self.table.memory_bytes() + logs
+    }
+
+    /// Makes room for one key: the least recently used one that may go.
+    fn evict(&mut self, now: SimTime) -> bool {
+        let mut candidate = self.table.tail(LIST);
+        for _ in 0..EVICT_SCAN {
+            let Some(slot) = candidate else { break };
+            let state = self.table.value(slot);
+            if self.algo.is_evictable(state) {
+                if self.algo.is_idle(state, now) {
+                    self.stats.evicted_idle += 1;
+                } else {
+                    self.stats.evicted_active += 1;
+                }
+                self.table.remove(slot);
+                return true;
+            }
+            candidate = self.table.newer(slot);
+        }
+        false
+    }
+
+    /// Panics if the table or any key's state breaks an invariant. O(keys):
+    /// for tests; each decision already checks the state it touched.
+    pub fn check_invariants(&self) {
+        self.table.check_invariants();
+        let mut at = self.table.tail(LIST);
+        while let Some(slot) = at {
+            self.algo.check_invariants(self.table.value(slot));
+            at = self.table.newer(slot);
+        }
+    }
+}
