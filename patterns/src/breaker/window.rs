@@ -1,0 +1,177 @@
+//! Fixed-size windows of call statistics, shared by the breakers and the
+//! retry budgets.
+//!
+//! Both windows allocate once, at construction, and never again: recording a
+//! call and reading the totals touch a fixed number of slots.
+
+use stormglass_core::time::{SimDuration, SimTime};
+
+/// The last `size` recorded calls (resilience4j's count-based window): a
+/// ring of per-call flags with running totals, so totals cost O(1).
+#[derive(Debug, Clone)]
+pub(crate) struct CountWindow {
+    /// Per slot: bit 0 = failure, bit 1 = slow; `EMPTY` when never written.
+    slots: Vec<u8>,
+    next_index: usize,
+    calls_count: u32,
+    failures_count: u32,
+    slow_count: u32,
+}
+
+const FAILURE: u8 = 1;
+const SLOW: u8 = 2;
+const EMPTY: u8 = 0xff;
+
+impl CountWindow {
+    pub(crate) fn new(size: u32) -> Self {
+        CountWindow {
+            slots: vec![EMPTY; size.max(1) as usize],
+            next_index: 0,
+            calls_count: 0,
+            failures_count: 0,
+            slow_count: 0,
+        }
+    }
+
+    /// Records one call, evicting the oldest when the ring is full.
+    pub(crate) fn record(&mut self, failure: bool, slow: bool) {
+        let old = self.slots[self.next_index];
+        if old == EMPTY {
+            self.calls_count += 1;
+        } else {
+            self.failures_count -= u32::from(old & FAILURE != 0);
+            self.slow_count -= u32::from(old & SLOW != 0);
+        }
+        let flags = if failure { FAILURE } else { 0 } | if slow { SLOW } else { 0 };
+        self.slots[self.next_index] = flags;
+        self.failures_count += u32::from(failure);
+        self.slow_count += u32::from(slow);
+        self.next_index = (self.next_index + 1) % self.slots.len();
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.slots.fill(EMPTY);
+        self.next_index = 0;
+        self.calls_count = 0;
+        self.failures_count = 0;
+        self.slow_count = 0;
+    }
+
+    pub(crate) fn calls(&self) -> u32 {
+        self.calls_count
+    }
+    pub(crate) fn failures(&self) -> u32 {
+        self.failures_count
+    }
+    pub(crate) fn slow(&self) -> u32 {
+        self.slow_count
+    }
+
+    /// Recounts from the slots: the second side of the running totals.
+    pub(crate) fn check_invariants(&self) {
+        let calls = self.slots.iter().filter(|&&s| s != EMPTY).count() as u32;
+        let failures = self.slots.iter().filter(|&&s| s != EMPTY && s & FAILURE != 0).count() as u32;
+        let slow = self.slots.iter().filter(|&&s| s != EMPTY && s & SLOW != 0).count() as u32;
+        assert_eq!(calls, self.calls_count, "count window: calls");
+        assert_eq!(failures, self.failures_count, "count window: failures");
+        assert_eq!(slow, self.slow_count, "count window: slow");
+        assert!(self.next_index < self.slots.len());
+    }
+}
+
+/// Two counters per time bucket over the last `buckets` buckets of `width`
+/// each (Hystrix's rolling number). The current, partly elapsed bucket is
+/// part of the window, as in Hystrix.
+#[derive(Debug, Clone)]
+pub(crate) struct RollingCounts {
+    slots: Vec<Slot>,
+    width_ns: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// Which bucket (time / width) the counts belong to; a slot whose epoch
+    /// is out of the window is stale and reads as zero.
+    epoch: u64,
+    counts: [u64; 2],
+}
+
+impl RollingCounts {
+    pub(crate) fn new(buckets: u32, width: SimDuration) -> Self {
+        RollingCounts {
+            slots: vec![Slot { epoch: u64::MAX, counts: [0; 2] }; buckets.max(1) as usize],
+            width_ns: width.as_nanos().max(1),
+        }
+    }
+
+    fn epoch(&self, now: SimTime) -> u64 {
+        now.as_nanos() / self.width_ns
+    }
+
+    /// Adds `amount` to counter `which` (0 or 1) in the bucket of `now`.
+    pub(crate) fn add(&mut self, now: SimTime, which: usize, amount: u64) {
+        let epoch = self.epoch(now);
+        let len = self.slots.len() as u64;
+        let slot = &mut self.slots[(epoch % len) as usize];
+        if slot.epoch != epoch {
+            // The slot held a bucket that has left the window: reuse it.
+            *slot = Slot { epoch, counts: [0; 2] };
+        }
+        slot.counts[which] = slot.counts[which].saturating_add(amount);
+    }
+
+    /// Both counters summed over the buckets still in the window at `now`.
+    pub(crate) fn totals(&self, now: SimTime) -> [u64; 2] {
+        let current = self.epoch(now);
+        let len = self.slots.len() as u64;
+        let mut sum = [0u64; 2];
+        for slot in &self.slots {
+            // In the window: current - len < epoch <= current.
+            if slot.epoch != u64::MAX && slot.epoch <= current && current - slot.epoch < len {
+                sum[0] = sum[0].saturating_add(slot.counts[0]);
+                sum[1] = sum[1].saturating_add(slot.counts[1]);
+            }
+        }
+        sum
+    }
+
+    pub(crate) fn reset(&mut self) {
+        for slot in &mut self.slots {
+            slot.epoch = u64::MAX;
+            slot.counts = [0; 2];
+        }
+    }
+
+    /// The span the window covers.
+    pub(crate) fn span(&self) -> SimDuration {
+        SimDuration::from_nanos(self.width_ns.saturating_mul(self.slots.len() as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_window_evicts_the_oldest_call() {
+        let mut w = CountWindow::new(3);
+        w.record(true, false);
+        w.record(false, true);
+        w.record(false, false);
+        assert_eq!((w.calls(), w.failures(), w.slow()), (3, 1, 1));
+        w.record(false, false); // evicts the failure
+        assert_eq!((w.calls(), w.failures(), w.slow()), (3, 0, 1));
+        w.check_invariants();
+    }
+
+    #[test]
+    fn rolling_counts_forget_buckets_that_left_the_window() {
+        let mut r = RollingCounts::new(10, SimDuration::from_secs(1));
+        r.add(SimTime::from_millis(500), 0, 3);
+        r.add(SimTime::from_millis(9_900), 1, 2);
+        assert_eq!(r.totals(SimTime::from_millis(9_999)), [3, 2]);
+        // At 10 s the bucket [0 s, 1 s) is out of the 10-bucket window.
+        assert_eq!(r.totals(SimTime::from_secs(10)), [0, 2]);
+        assert_eq!(r.span(), SimDuration::from_secs(10));
+    }
+}
