@@ -232,15 +232,19 @@ impl<K: Hash + Eq + Clone, R> IdempotencyStore<K, R> {
     }
 
     /// Releases `key` without a result so the next request with it runs.
-    /// Returns `false` if it was not in progress.
-    pub fn abandon(&mut self, _now: SimTime, key: K) -> bool {
-        match self.table.find(&key) {
-            Some(slot) if self.table.value(slot).result.is_none() => {
-                self.table.remove(slot);
-                true
-            }
-            _ => false,
+    /// Returns `false` if it was not in progress (or its lock had expired).
+    pub fn abandon(&mut self, now: SimTime, key: K) -> bool {
+        let Some(slot) = self.table.find(&key) else {
+            return false;
+        };
+        let record = self.table.value(slot);
+        if record.result.is_some() {
+            return false;
         }
+        // An expired lock is gone either way; only a live one was released.
+        let live = self.expires_at(record) > now;
+        self.table.remove(slot);
+        live
     }
 
     /// Frees one record at a full store: every expired record first (they

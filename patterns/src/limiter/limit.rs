@@ -104,9 +104,13 @@ impl FromStr for Limit {
             Some(p) => p,
             None => {
                 // A bare unit ("ms") means one of it.
-                let bare_unit = period.starts_with(|c: char| c.is_alphabetic());
-                let parsed =
-                    if bare_unit { format!("1{period}").parse::<SimDuration>() } else { period.parse::<SimDuration>() };
+                let parsed = period.parse::<SimDuration>().or_else(|e| {
+                    if period.starts_with(|c: char| c.is_alphabetic()) {
+                        format!("1{period}").parse::<SimDuration>()
+                    } else {
+                        Err(e)
+                    }
+                });
                 parsed.map_err(|_| err("period must be second, minute, hour, day or a duration like 30s"))?
             }
         };
