@@ -232,7 +232,7 @@ fn three_per_second_does_not_round_its_interval() {
 }
 
 #[test]
-fn keyed_limits_are_per_key_and_evict_the_least_recent() {
+fn keyed_limits_are_per_key_and_evict_unused_keys_first() {
     let config = KeyedLimiterConfig {
         limiter: RateLimiterConfig::TokenBucket { rate: "1/second".parse().unwrap(), burst: 2 },
         keys_max: 3,
@@ -240,15 +240,17 @@ fn keyed_limits_are_per_key_and_evict_the_least_recent() {
     let mut keyed: KeyedLimiter<String> = KeyedLimiter::new(config).unwrap();
     let key = |s: &str| s.to_string();
     for user in ["a", "b", "c"] {
-        assert_eq!(burst_at_keyed(&mut keyed, &key(user), ms(0)), 2);
+        assert_eq!(keyed.try_acquire(&key(user), ms(0), 1), Decision::Allowed { remaining: 1 });
     }
-    // "a" is used again, so "b" is now the least recently used.
-    assert!(!keyed.try_acquire(&key("a"), ms(0), 1).is_allowed());
+    // "a" is used again; "b" and "c" have not been since they came.
+    assert_eq!(keyed.try_acquire(&key("a"), ms(0), 1), Decision::Allowed { remaining: 0 });
     assert!(keyed.try_acquire(&key("d"), ms(0), 1).is_allowed());
     assert_eq!(keyed.len(), 3);
     assert_eq!(keyed.stats().evicted_active, 1);
-    // "b" was forgotten and starts with a full bucket; "a" was not.
+    // The sweep gave "a" a second chance and took "b", which comes back
+    // with a full bucket (taking unused "c"'s place); "a" was not forgotten.
     assert_eq!(burst_at_keyed(&mut keyed, &key("b"), ms(0)), 2);
+    assert_eq!(keyed.stats().evicted_active, 2);
     assert_eq!(burst_at_keyed(&mut keyed, &key("a"), ms(0)), 0);
     keyed.check_invariants();
 

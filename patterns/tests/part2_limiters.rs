@@ -9,7 +9,7 @@
 
 use proptest::prelude::*;
 use stormglass_core::time::{SimDuration, SimTime};
-use stormglass_patterns::limiter::{Decision, Limit, RateLimiter, RateLimiterConfig};
+use stormglass_patterns::limiter::{Decision, KeyedLimiter, KeyedLimiterConfig, Limit, RateLimiter, RateLimiterConfig};
 
 /// One request: time since the previous one, permits asked.
 #[derive(Debug, Clone, Copy)]
@@ -343,6 +343,52 @@ proptest! {
             }
             limiter.check_invariants();
             prop_assert!(held.iter().sum::<u32>() <= max);
+        }
+    }
+
+    #[test]
+    fn keyed_table_is_one_limiter_per_key_while_it_fits(
+        algorithm in 0usize..7,
+        keys_max in 1u32..6,
+        ops in ops(),
+        keys in prop::collection::vec(0u8..5, 60),
+    ) {
+        let limit = Limit::new(3, SimDuration::from_nanos(1_000));
+        let config = [
+            RateLimiterConfig::FixedWindow { limit },
+            RateLimiterConfig::SlidingLog { limit },
+            RateLimiterConfig::SlidingWindow { limit },
+            RateLimiterConfig::TokenBucket { rate: limit, burst: 3 },
+            RateLimiterConfig::Gcra { rate: limit, burst: 3 },
+            RateLimiterConfig::LeakyQueue { rate: limit, burst: 2, nodelay: false },
+            RateLimiterConfig::Concurrency { max_in_flight: 3 },
+        ][algorithm]
+            .clone();
+        let mut keyed: KeyedLimiter<u8> =
+            KeyedLimiter::new(KeyedLimiterConfig { limiter: config.clone(), keys_max }).unwrap();
+        // Reference: a separate limiter per key, never forgotten.
+        let mut separate: Vec<Option<RateLimiter>> = vec![None; 5];
+        let ts = times(&ops, 1_000);
+        for ((&now, op), &key) in ts.iter().zip(&ops).zip(&keys) {
+            let got = keyed.try_acquire(&key, now, op.permits);
+            let reference = separate[key as usize]
+                .get_or_insert_with(|| RateLimiter::new(config.clone()).unwrap());
+            let expect = reference.try_acquire(now, op.permits);
+            if keyed.stats().evicted_active == 0 {
+                // Every key forgotten so far was idle: forgetting it changed
+                // no decision.
+                prop_assert_eq!(got, expect, "after idle evictions only");
+            }
+            if keys_max >= 5 {
+                prop_assert_eq!(got, expect, "table never full: exactly per-key");
+            }
+            prop_assert!(keyed.len() <= keys_max);
+            keyed.check_invariants();
+            // A concurrency key releases right away, so keys stay evictable.
+            if algorithm == 6 && got.is_allowed() {
+                keyed.release(&key, op.permits);
+                reference.release(op.permits);
+            }
         }
     }
 }

@@ -6,17 +6,16 @@ use serde::{Deserialize, Serialize};
 use stormglass_core::time::{SimDuration, SimTime};
 
 use super::algo::{Algo, State};
-use super::table::LruTable;
+use super::clock::{Choice, ClockTable};
 use super::{Decision, RateLimiterConfig};
 use crate::error::{ConfigError, ensure};
 
 /// Largest `keys_max`: slot indices are `u32` with one value reserved.
 pub const KEYS_MAX_LIMIT: u32 = 1 << 31;
 
-/// How many least recently used keys a full table looks at for one it may
-/// evict. Bounded so a decision stays O(1); only concurrency keys holding
-/// permits are ever passed over.
-const EVICT_SCAN: u32 = 4;
+/// How many slots a full table's CLOCK hand sweeps for a key to evict.
+/// Bounded so a decision stays O(1).
+const EVICT_SCAN: u32 = 8;
 
 /// A rate limit applied per key (user, client IP, service, route).
 ///
@@ -35,9 +34,9 @@ pub struct KeyedLimiterConfig {
     /// The limit every key gets.
     #[serde(default)]
     pub limiter: RateLimiterConfig,
-    /// Most keys tracked at once. When a new key arrives at a full table the
-    /// least recently used key is forgotten (it restarts fresh if it comes
-    /// back), so memory is bounded whatever the key space.
+    /// Most keys tracked at once. When a new key arrives at a full table an
+    /// idle or not recently used key is forgotten (it restarts fresh if it
+    /// comes back), so memory is bounded whatever the key space.
     #[serde(default = "default_keys_max")]
     pub keys_max: u32,
 }
@@ -74,13 +73,20 @@ pub struct KeyedStats {
     /// Keys evicted while their limit still counted something: they come
     /// back fresh, so the table was too small for the key space.
     pub evicted_active: u64,
-    /// New keys refused because every key the table looked at held
+    /// New keys refused because every key the sweep looked at held
     /// concurrency permits.
     pub denied_table_full: u64,
 }
 
 /// One [`RateLimiter`](super::RateLimiter)'s worth of state per key, at most
-/// `keys_max` keys, least recently used evicted first.
+/// `keys_max` keys.
+///
+/// A full table makes room with a CLOCK sweep (see `clock.rs` for why not
+/// an exact LRU list): the hand passes at most 8 keys, takes the first that
+/// is idle (forgetting it changes no decision) or unused since the hand last
+/// passed, else the first it passed. A concurrency key holding permits is
+/// never taken; if the sweep finds nothing else the new key is denied.
+/// Eviction depends only on the order of calls, so it is deterministic.
 ///
 /// ```
 /// use stormglass_patterns::limiter::{KeyedLimiter, KeyedLimiterConfig, RateLimiterConfig};
@@ -93,27 +99,25 @@ pub struct KeyedStats {
 /// let mut limiter = KeyedLimiter::new(config).unwrap();
 /// let t = SimTime::ZERO;
 /// assert!(limiter.try_acquire(&"alice", t, 1).is_allowed());
-/// assert!(!limiter.try_acquire(&"alice", t, 1).is_allowed());
 /// assert!(limiter.try_acquire(&"bob", t, 1).is_allowed()); // own limit
-/// limiter.try_acquire(&"carol", t, 1); // evicts alice, the least recent
-/// assert!(limiter.try_acquire(&"alice", t, 1).is_allowed());
+/// assert!(!limiter.try_acquire(&"alice", t, 1).is_allowed()); // alice is used again
+/// limiter.try_acquire(&"carol", t, 1); // evicts bob, unused since he came
+/// assert!(limiter.try_acquire(&"bob", t, 1).is_allowed()); // back, fresh
 /// assert_eq!(limiter.stats().evicted_active, 2);
 /// ```
 pub struct KeyedLimiter<K> {
     config: KeyedLimiterConfig,
     algo: Algo,
-    table: LruTable<K, State>,
+    table: ClockTable<K, State>,
     stats: KeyedStats,
 }
-
-const LIST: u8 = 0;
 
 impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
     /// A keyed limiter for `config`, or the first rule it breaks.
     pub fn new(config: KeyedLimiterConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let algo = Algo::from_config(&config.limiter);
-        Ok(KeyedLimiter { table: LruTable::new(config.keys_max), config, algo, stats: KeyedStats::default() })
+        Ok(KeyedLimiter { table: ClockTable::new(config.keys_max), config, algo, stats: KeyedStats::default() })
     }
 
     /// The config this limiter runs.
@@ -125,21 +129,27 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
     /// fresh; if the table is full the least recently used key makes room.
     #[inline]
     pub fn try_acquire(&mut self, key: &K, now: SimTime, permits: u32) -> Decision {
-        let slot = match self.table.find(key) {
-            Some(slot) => {
-                self.table.touch(slot, LIST);
-                slot
+        let state = match self.table.find(key) {
+            Some(slot) => self.table.use_value(slot),
+            // A new key's first request does not count as a reuse: a key
+            // seen once is the first to go.
+            None if !self.table.is_full() => {
+                let slot = self.table.push(key.clone(), self.algo.fresh());
+                self.table.value_mut(slot)
             }
-            None => {
-                if self.table.is_full() && !self.evict(now) {
+            None => match self.evict(now) {
+                Some(slot) => {
+                    let algo = &self.algo;
+                    self.table.replace(slot, key.clone(), |s| algo.reset(s));
+                    self.table.value_mut(slot)
+                }
+                None => {
                     self.stats.denied_table_full += 1;
                     return Decision::Denied { retry_after: SimDuration::MAX, remaining: 0 };
                 }
-                let algo = &self.algo;
-                self.table.insert(key.clone(), LIST, || algo.fresh(), |s| algo.reset(s))
-            }
+            },
         };
-        self.algo.acquire(self.table.value_mut(slot), now, permits)
+        self.algo.acquire(state, now, permits)
     }
 
     /// Returns `permits` of `key` to a concurrency limit. Returns whether the
@@ -147,7 +157,7 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
     pub fn release(&mut self, key: &K, permits: u32) -> bool {
         match self.table.find(key) {
             Some(slot) => {
-                self.algo.release(self.table.value_mut(slot), permits);
+                self.algo.release(self.table.use_value(slot), permits);
                 true
             }
             None => false,
@@ -175,42 +185,40 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
     pub fn memory_bytes(&self) -> usize {
         let logs = match self.algo {
             Algo::SlidingLog { limit, .. } => {
-                // Every slot ever created keeps its buffer, tracked or free.
-                self.table.slot_count() * limit as usize * std::mem::size_of::<SimTime>()
+                // Slots are reused with their buffers, never freed.
+                self.table.len() as usize * limit as usize * std::mem::size_of::<SimTime>()
             }
             _ => 0,
         };
         self.table.memory_bytes() + logs
     }
 
-    /// Makes room for one key: the least recently used one that may go.
-    fn evict(&mut self, now: SimTime) -> bool {
-        let mut candidate = self.table.tail(LIST);
-        for _ in 0..EVICT_SCAN {
-            let Some(slot) = candidate else { break };
-            let state = self.table.value(slot);
-            if self.algo.is_evictable(state) {
-                if self.algo.is_idle(state, now) {
-                    self.stats.evicted_idle += 1;
-                } else {
-                    self.stats.evicted_active += 1;
-                }
-                self.table.remove(slot);
-                return true;
+    /// Picks the slot a new key takes over, if any may go.
+    fn evict(&mut self, now: SimTime) -> Option<u32> {
+        let algo = &self.algo;
+        let slot = self.table.sweep(EVICT_SCAN, |state, referenced| {
+            if !algo.is_evictable(state) {
+                Choice::Skip
+            } else if !referenced || algo.is_idle(state, now) {
+                Choice::Evict
+            } else {
+                Choice::Fallback
             }
-            candidate = self.table.newer(slot);
+        })?;
+        if self.algo.is_idle(self.table.value(slot), now) {
+            self.stats.evicted_idle += 1;
+        } else {
+            self.stats.evicted_active += 1;
         }
-        false
+        Some(slot)
     }
 
     /// Panics if the table or any key's state breaks an invariant. O(keys):
     /// for tests; each decision already checks the state it touched.
     pub fn check_invariants(&self) {
         self.table.check_invariants();
-        let mut at = self.table.tail(LIST);
-        while let Some(slot) = at {
-            self.algo.check_invariants(self.table.value(slot));
-            at = self.table.newer(slot);
+        for state in self.table.values() {
+            self.algo.check_invariants(state);
         }
     }
 }

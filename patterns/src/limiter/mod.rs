@@ -42,6 +42,7 @@
 //! same account.
 
 mod algo;
+mod clock;
 mod keyed;
 mod limit;
 pub(crate) mod table;

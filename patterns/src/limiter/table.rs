@@ -1,6 +1,6 @@
 //! A bounded table of keyed state with intrusive recency lists: the storage
-//! under [`KeyedLimiter`](super::KeyedLimiter), the fallback cache and the
-//! idempotency store.
+//! under the fallback cache and the idempotency store, where eviction must
+//! follow an exact order (least recently used; oldest completion).
 //!
 //! Slots live in one `Vec`; each slot sits on one of two doubly linked lists
 //! (by index, so no pointers and no per-entry allocation), newest at the head.
@@ -85,7 +85,23 @@ impl Hasher for FxHasher {
 // Only probed (get/insert/remove), never iterated: the fixed hasher makes
 // even its internal layout repeatable, and no result depends on that layout.
 #[allow(clippy::disallowed_types)]
-type Index<K> = HashMap<K, u32, BuildHasherDefault<FxHasher>>;
+pub(crate) type Index<K> = HashMap<K, u32, BuildHasherDefault<FxHasher>>;
+
+/// Bytes of an index, from its capacity. std's `HashMap` is a SwissTable: a
+/// power-of-two number of buckets at most 7/8 full, each holding one
+/// `(K, u32)` and one control byte, plus 16 trailing control bytes. Heap
+/// owned by the keys themselves (a `String`) is not counted.
+pub(crate) fn index_bytes<K>(index: &Index<K>) -> usize {
+    let usable = index.capacity();
+    let buckets = if usable == 0 {
+        0
+    } else if usable < 8 {
+        (usable + 1).next_power_of_two()
+    } else {
+        (usable * 8 / 7).next_power_of_two()
+    };
+    if buckets == 0 { 0 } else { buckets * (std::mem::size_of::<(K, u32)>() + 1) + 16 }
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Ends {
@@ -137,11 +153,6 @@ impl<K: Hash + Eq + Clone, V> LruTable<K, V> {
 
     pub(crate) fn len(&self) -> u32 {
         self.list_len.iter().sum()
-    }
-
-    /// Slots ever created (tracked or free).
-    pub(crate) fn slot_count(&self) -> usize {
-        self.slots.len()
     }
 
     #[cfg(test)]
@@ -240,26 +251,6 @@ impl<K: Hash + Eq + Clone, V> LruTable<K, V> {
         s.prev = NIL;
         s.next = self.free_head;
         self.free_head = slot;
-    }
-
-    /// Bytes owned by the table itself: slots and index, by capacity.
-    ///
-    /// The index is a SwissTable (std's `HashMap`): a power-of-two number of
-    /// buckets at most 7/8 full, each holding one `(K, u32)` and one control
-    /// byte, plus 16 trailing control bytes. Heap owned by keys or values
-    /// (a `String` key, a sliding log) is not counted here.
-    pub(crate) fn memory_bytes(&self) -> usize {
-        let slots = self.slots.capacity() * std::mem::size_of::<Slot<K, V>>();
-        let usable = self.index.capacity();
-        let buckets = if usable == 0 {
-            0
-        } else if usable < 8 {
-            (usable + 1).next_power_of_two()
-        } else {
-            (usable * 8 / 7).next_power_of_two()
-        };
-        let index = if buckets == 0 { 0 } else { buckets * (std::mem::size_of::<(K, u32)>() + 1) + 16 };
-        slots + index
     }
 
     fn unlink(&mut self, slot: u32) {
