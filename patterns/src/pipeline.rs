@@ -1,1 +1,811 @@
-//! placeholder: see the patterns issues
+//! The policy pipeline: every pattern composed around one call to a
+//! dependency, still as a pure state machine.
+//!
+//! The order is fixed and follows common practice (resilience4j's decorator
+//! order, Polly's recommended wrap):
+//!
+//! ```text
+//! fallback( rate limiter -> total timeout -> retry( budget -> breaker -> bulkhead -> attempt timeout ) )
+//! ```
+//!
+//! - the **rate limiter** admits the call once, before anything else;
+//! - the **total timeout** (and a propagated deadline) bounds the call across
+//!   all its attempts;
+//! - the **retry** loop decides after each attempt; its **budget** is asked
+//!   before every attempt;
+//! - each attempt asks the **breaker**, then the **bulkhead**, and runs under
+//!   the **attempt timeout** (and the connect / read phases);
+//! - the **fallback** turns a final failure into a degraded answer, recorded
+//!   with its reason.
+//!
+//! A caller (the simulator's models, or a real client) drives it in steps:
+//! [`Policy::start_call`] gives the first [`Step`]; after a
+//! [`Step::Send`] it reports the attempt's outcome with
+//! [`Policy::on_outcome`]; after a [`Step::Wait`] it calls
+//! [`Policy::resume`]; a [`Step::Finish`] ends the call.
+//!
+//! # The seed combination
+//!
+//! timeout (connect 2 s, read 5 s) + retry (3 attempts, exponential backoff
+//! 1 s .. 10 s, only on timeouts and network errors) + breaker (5 consecutive
+//! failures, 60 s recovery) + fallback `{"name": "Unknown"}`:
+//!
+//! ```
+//! use stormglass_core::rng::SimRng;
+//! use stormglass_core::time::{SimDuration, SimTime};
+//! use stormglass_patterns::pipeline::{Finish, Policy, PolicyConfig, Request, Step};
+//! use stormglass_patterns::breaker::BreakerState;
+//! use stormglass_patterns::AttemptOutcome;
+//!
+//! let config: PolicyConfig = ron::from_str(r#"(
+//!     timeout: Some((connect: Some("2s"), read: Some("5s"), pool: None, write: None)),
+//!     retry: Some((
+//!         backoff: exponential(multiplier: "1s", base: 2.0, min: "1s", max: "10s"),
+//!         stop: (attempts_max: Some(3)),
+//!         retry_on: (server_errors: false, statuses: []),
+//!     )),
+//!     breaker: Some((kind: consecutive((failure_threshold: 5, recovery_timeout: "60s")))),
+//!     fallback: (kind: "static", value: "{\"name\": \"Unknown\"}"),
+//! )"#).unwrap();
+//! let mut policy = Policy::new(config).unwrap();
+//! let mut rng = SimRng::from_seed_u64(7);
+//! let mut now = SimTime::ZERO;
+//!
+//! // The user service hangs: every attempt times out.
+//! let (mut call, mut step) = policy.start_call(now, Request::idempotent(42), &mut rng);
+//! let finish = loop {
+//!     step = match step {
+//!         Step::Send(attempt) => {
+//!             now = attempt.timeout_at(now); // nothing answers before the read timeout
+//!             policy.on_outcome(now, &mut call, AttemptOutcome::Timeout, None, &mut rng)
+//!         }
+//!         Step::Wait { until } => {
+//!             now = until; // backoff: 1 s, then 2 s
+//!             policy.resume(now, &mut call, &mut rng)
+//!         }
+//!         Step::Finish(finish) => break finish,
+//!     };
+//! };
+//! assert_eq!(now, SimTime::from_secs(5 + 1 + 5 + 2 + 5));
+//! match finish {
+//!     Finish::Fallback { value, attempts, .. } => {
+//!         assert_eq!(value.as_deref(), Some(r#"{"name": "Unknown"}"#));
+//!         assert_eq!(attempts, 3);
+//!     }
+//!     other => panic!("expected the fallback, got {other:?}"),
+//! }
+//! assert_eq!(policy.breaker_state(), Some(BreakerState::Closed)); // 3 failures of 5
+//! ```
+
+use serde::{Deserialize, Serialize};
+use stormglass_core::time::{SimDuration, SimTime};
+
+use crate::breaker::{self, Breaker, BreakerConfig, BreakerKind, BreakerState, Transition};
+use crate::budget::{BudgetConfig, RetryBudget};
+use crate::bulkhead::{self, Bulkhead, BulkheadConfig};
+use crate::error::{ConfigError, ensure};
+use crate::fallback::{Fallback, FallbackConfig, FallbackReason, FallbackRecord, Served};
+use crate::limiter::{Decision, RateLimiter, RateLimiterConfig};
+use crate::outcome::{AttemptOutcome, Rejection};
+use crate::retry::{Idempotency, RetryConfig, RetryDecision, RetryPolicy, RetryState, StopConfig};
+use crate::timeout::{CallTimer, Deadline, TimeoutConfig};
+
+/// Every pattern of one caller -> dependency edge, as configuration. Each
+/// part is optional; an empty config passes calls straight through with one
+/// attempt and no timeout.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Admits each call once, first of all.
+    pub rate_limit: Option<RateLimiterConfig>,
+    /// Phase, attempt and total timeouts; `None` waits forever.
+    pub timeout: Option<TimeoutConfig>,
+    /// Retries; `None` makes exactly one attempt.
+    pub retry: Option<RetryConfig>,
+    /// A retry budget asked before every attempt.
+    pub budget: Option<BudgetConfig>,
+    /// A circuit breaker around each attempt.
+    pub breaker: Option<BreakerConfig>,
+    /// A bulkhead around each attempt (no wait queue in the pipeline: a
+    /// full bulkhead rejects at once).
+    pub bulkhead: Option<BulkheadConfig>,
+    /// What a call that finally fails serves instead.
+    pub fallback: FallbackConfig,
+}
+
+impl PolicyConfig {
+    /// Checks every part and the combination; the error names the field.
+    ///
+    /// ```
+    /// use stormglass_patterns::pipeline::PolicyConfig;
+    ///
+    /// let bad: PolicyConfig = ron::from_str(r#"(timeout: Some((attempt: Some("10s"), total: Some("5s"))))"#).unwrap();
+    /// assert_eq!(bad.validate().unwrap_err().to_string(), "timeout.attempt: must not exceed total");
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(limit) = &self.rate_limit {
+            limit.validate().map_err(|e| e.within("rate_limit"))?;
+        }
+        if let Some(timeout) = &self.timeout {
+            timeout.validate().map_err(|e| e.within("timeout"))?;
+        }
+        if let Some(retry) = &self.retry {
+            retry.validate().map_err(|e| e.within("retry"))?;
+        }
+        if let Some(budget) = &self.budget {
+            budget.validate().map_err(|e| e.within("budget"))?;
+        }
+        if let Some(breaker) = &self.breaker {
+            breaker.validate().map_err(|e| e.within("breaker"))?;
+        }
+        if let Some(bulkhead) = &self.bulkhead {
+            bulkhead.validate().map_err(|e| e.within("bulkhead"))?;
+            let queued = match bulkhead {
+                BulkheadConfig::Semaphore(c) => c.queue_capacity,
+                BulkheadConfig::ThreadPool(c) => c.queue_capacity,
+            };
+            ensure(
+                queued == 0,
+                "queue_capacity",
+                "must be 0 inside a policy pipeline (a full bulkhead rejects at once)",
+            )
+            .map_err(|e| e.within(bulkhead_kind(bulkhead)).within("bulkhead"))?;
+        }
+        self.fallback.validate().map_err(|e| e.within("fallback"))
+    }
+
+    /// Combinations that are legal but probably not what was meant.
+    ///
+    /// ```
+    /// use stormglass_patterns::pipeline::PolicyConfig;
+    ///
+    /// let config: PolicyConfig = ron::from_str(r#"(
+    ///     timeout: Some((attempt: Some("8s"))),
+    ///     breaker: Some((kind: hystrix((buckets: 10, bucket_width: "1s")))),
+    /// )"#).unwrap();
+    /// assert_eq!(config.warnings().len(), 1);
+    /// assert!(config.warnings()[0].starts_with("breaker.kind.hystrix: rolling window 10s"));
+    /// ```
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let (Some(attempt), Some(BreakerConfig { kind: BreakerKind::Hystrix(h), .. })) =
+            (self.attempt_timeout(), &self.breaker)
+        {
+            let window = h.bucket_width.saturating_mul(u64::from(h.buckets));
+            if window < attempt.saturating_mul(2) {
+                warnings.push(format!(
+                    "breaker.kind.hystrix: rolling window {window} is shorter than twice the attempt timeout \
+                     {attempt}, so timed-out calls leave the window before they can add up"
+                ));
+            }
+        }
+        warnings
+    }
+
+    /// The longest a single attempt can last under the timeouts, if bounded.
+    pub fn attempt_timeout(&self) -> Option<SimDuration> {
+        let timeout = self.timeout.as_ref()?;
+        let phases = match (timeout.connect, timeout.read) {
+            (Some(connect), Some(read)) => Some(connect + read),
+            _ => None,
+        };
+        [timeout.attempt, timeout.total, phases].into_iter().flatten().min()
+    }
+}
+
+fn bulkhead_kind(config: &BulkheadConfig) -> &'static str {
+    match config {
+        BulkheadConfig::Semaphore(_) => "semaphore",
+        BulkheadConfig::ThreadPool(_) => "thread_pool",
+    }
+}
+
+/// What the caller knows about one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// The key the fallback cache answers for (a user id, say).
+    pub key: u64,
+    /// Whether the call may be sent twice.
+    pub idempotency: Idempotency,
+    /// A deadline propagated from upstream, if any.
+    pub deadline: Option<Deadline>,
+}
+
+impl Request {
+    /// An idempotent request (a GET) for `key`, with no upstream deadline.
+    pub fn idempotent(key: u64) -> Self {
+        Request { key, idempotency: Idempotency::Idempotent, deadline: None }
+    }
+}
+
+/// One attempt to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// 1 for the first attempt.
+    pub number: u32,
+    /// The attempt and total timeouts (and a propagated deadline) end it here.
+    pub deadline: SimTime,
+    /// Longest wait for the connection, if bounded.
+    pub connect_timeout: Option<SimDuration>,
+    /// Longest wait for the answer once connected, if bounded.
+    pub read_timeout: Option<SimDuration>,
+}
+
+impl Attempt {
+    /// When this attempt times out if the callee accepts at once and never
+    /// answers (the hang case): the earlier of the deadline and the read
+    /// timeout after connecting at `connected_at`.
+    pub fn timeout_at(&self, connected_at: SimTime) -> SimTime {
+        match self.read_timeout {
+            Some(read) => self.deadline.min(connected_at + read),
+            None => self.deadline,
+        }
+    }
+
+    /// When this attempt times out if the connection is never accepted (a
+    /// partition): the earlier of the deadline and the connect timeout.
+    pub fn connect_timeout_at(&self, now: SimTime) -> SimTime {
+        match self.connect_timeout {
+            Some(connect) => self.deadline.min(now + connect),
+            None => self.deadline,
+        }
+    }
+}
+
+/// What the caller does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Send an attempt now, then report its outcome with [`Policy::on_outcome`].
+    Send(Attempt),
+    /// Wait (backoff, or a leaky-bucket delay), then call [`Policy::resume`].
+    Wait {
+        /// Until when.
+        until: SimTime,
+    },
+    /// The call is over.
+    Finish(Finish),
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// An attempt succeeded.
+    Success {
+        /// Attempts sent.
+        attempts: u32,
+    },
+    /// Every attempt failed and there is no fallback (or a 4xx, which a
+    /// fallback would hide rather than help).
+    Failed {
+        /// The last attempt's outcome.
+        outcome: AttemptOutcome,
+        /// Attempts sent.
+        attempts: u32,
+    },
+    /// The call failed and a fallback answered.
+    Fallback {
+        /// Why, what was served, and how old it was.
+        record: FallbackRecord,
+        /// The value served; `None` for an alternate dependency.
+        value: Option<String>,
+        /// The alternate dependency to call instead, if that is the fallback.
+        alternate: Option<String>,
+        /// The last attempt's outcome.
+        outcome: AttemptOutcome,
+        /// Attempts sent.
+        attempts: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallPhase {
+    /// Waiting on a leaky-bucket delay before the first attempt.
+    RateDelayed,
+    /// An attempt is out.
+    InAttempt,
+    /// Waiting between attempts.
+    BackingOff,
+    /// Finished.
+    Done,
+}
+
+/// The per-call state; the caller keeps it between steps.
+#[derive(Debug)]
+pub struct Call {
+    request: Request,
+    phase: CallPhase,
+    retry: RetryState,
+    timer: CallTimer,
+    /// Attempts actually sent (local rejections are not attempts).
+    attempts_sent: u32,
+    attempt_started: SimTime,
+    breaker_permit: Option<breaker::Permit>,
+    bulkhead_permit: Option<bulkhead::Permit>,
+    /// Holds a concurrency-limiter permit until the call ends.
+    holds_rate_permit: bool,
+}
+
+impl Call {
+    /// Attempts sent so far.
+    pub fn attempts_sent(&self) -> u32 {
+        self.attempts_sent
+    }
+    /// The request this call serves.
+    pub fn request(&self) -> Request {
+        self.request
+    }
+    /// Whether the call has finished.
+    pub fn is_finished(&self) -> bool {
+        self.phase == CallPhase::Done
+    }
+}
+
+/// Counters for reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyStats {
+    /// Calls started.
+    pub calls: u64,
+    /// Attempts sent to the dependency.
+    pub attempts: u64,
+    /// Attempts after the first of their call.
+    pub retries: u64,
+    /// Calls that succeeded.
+    pub successes: u64,
+    /// Calls that failed with no fallback.
+    pub failures: u64,
+    /// Calls answered by a fallback.
+    pub fallbacks: u64,
+    /// Attempts refused by the breaker.
+    pub rejected_circuit_open: u64,
+    /// Attempts refused by the bulkhead.
+    pub rejected_bulkhead_full: u64,
+    /// Calls refused by the rate limiter.
+    pub rejected_rate_limited: u64,
+    /// Attempts refused by the retry budget.
+    pub throttled: u64,
+    /// Attempts not started because the deadline had passed.
+    pub deadline_exceeded: u64,
+}
+
+/// The composed patterns of one edge, with their state.
+pub struct Policy {
+    config: PolicyConfig,
+    limiter: Option<RateLimiter>,
+    retry: RetryPolicy,
+    budget: Option<RetryBudget>,
+    breaker: Option<Breaker>,
+    bulkhead: Option<Bulkhead>,
+    fallback: Fallback<u64, String>,
+    /// The config's `timeout`, or none at all.
+    timeout: TimeoutConfig,
+    stats: PolicyStats,
+}
+
+/// No timeout of any kind: what `timeout: None` means.
+const NO_TIMEOUTS: TimeoutConfig =
+    TimeoutConfig { pool: None, connect: None, write: None, read: None, attempt: None, total: None };
+
+impl Policy {
+    /// A policy with fresh state, or the first rule the config breaks.
+    pub fn new(config: PolicyConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let retry_config = config.retry.clone().unwrap_or(RetryConfig {
+            stop: StopConfig { attempts_max: Some(1), ..StopConfig::default() },
+            ..RetryConfig::default()
+        });
+        Ok(Policy {
+            limiter: config.rate_limit.clone().map(RateLimiter::new).transpose()?,
+            retry: RetryPolicy::new(retry_config)?,
+            budget: config.budget.clone().map(RetryBudget::new).transpose()?,
+            breaker: config.breaker.clone().map(Breaker::new).transpose()?,
+            bulkhead: config.bulkhead.clone().map(Bulkhead::new).transpose()?,
+            fallback: Fallback::new(config.fallback.clone())?,
+            timeout: config.timeout.clone().unwrap_or(NO_TIMEOUTS),
+            stats: PolicyStats::default(),
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> PolicyStats {
+        self.stats
+    }
+
+    /// The breaker's state at `now`, if there is a breaker (an open breaker
+    /// whose wait ended reads as half-open, as the next call would find it).
+    pub fn breaker_state_at(&mut self, now: SimTime) -> Option<BreakerState> {
+        let breaker = self.breaker.as_mut()?;
+        breaker.poll(now);
+        Some(breaker.state())
+    }
+
+    /// The breaker's state as of its last call, if there is a breaker.
+    pub fn breaker_state(&self) -> Option<BreakerState> {
+        self.breaker.as_ref().map(Breaker::state)
+    }
+
+    /// The oldest breaker transition not yet taken, for timelines.
+    pub fn pop_transition(&mut self) -> Option<Transition> {
+        self.breaker.as_mut()?.pop_transition()
+    }
+
+    /// Fallbacks served so far, by reason and by what was served.
+    pub fn fallback_stats(&self) -> crate::fallback::FallbackStats {
+        self.fallback.stats()
+    }
+
+    /// Slots of the bulkhead in use, if there is one.
+    pub fn bulkhead_in_use(&self) -> Option<u32> {
+        self.bulkhead.as_ref().map(Bulkhead::in_use)
+    }
+
+    /// Starts a call at `now`: the first step.
+    pub fn start_call<R: rand_core::Rng + ?Sized>(
+        &mut self,
+        now: SimTime,
+        request: Request,
+        rng: &mut R,
+    ) -> (Call, Step) {
+        self.stats.calls += 1;
+        let timer = CallTimer::start(&self.timeout, now, request.deadline);
+        let deadline = Some(timer.call_deadline().0).filter(|&d| d != SimTime::MAX);
+        let mut call = Call {
+            request,
+            phase: CallPhase::InAttempt,
+            retry: self.retry.start(now, request.idempotency, deadline),
+            timer,
+            attempts_sent: 0,
+            attempt_started: now,
+            breaker_permit: None,
+            bulkhead_permit: None,
+            holds_rate_permit: false,
+        };
+        let step = match self.limiter.as_mut().map(|l| l.try_acquire(now, 1)) {
+            None | Some(Decision::Allowed { .. }) => {
+                call.holds_rate_permit = self.limiter.is_some();
+                self.next_attempt(now, &mut call, rng)
+            }
+            Some(Decision::Delayed { delay, .. }) => {
+                call.holds_rate_permit = true;
+                call.phase = CallPhase::RateDelayed;
+                Step::Wait { until: now + delay }
+            }
+            Some(Decision::Denied { .. }) => {
+                self.stats.rejected_rate_limited += 1;
+                self.finish_failed(now, &mut call, AttemptOutcome::Rejected(Rejection::RateLimited))
+            }
+        };
+        (call, step)
+    }
+
+    /// Continues a call after a [`Step::Wait`].
+    pub fn resume<R: rand_core::Rng + ?Sized>(&mut self, now: SimTime, call: &mut Call, rng: &mut R) -> Step {
+        debug_assert!(matches!(call.phase, CallPhase::RateDelayed | CallPhase::BackingOff), "resume without a wait");
+        self.next_attempt(now, call, rng)
+    }
+
+    /// Reports the outcome of the attempt in flight; the next step.
+    ///
+    /// `retry_after` is the callee's hint (a 429 or 503 may carry one).
+    pub fn on_outcome<R: rand_core::Rng + ?Sized>(
+        &mut self,
+        now: SimTime,
+        call: &mut Call,
+        outcome: AttemptOutcome,
+        retry_after: Option<SimDuration>,
+        rng: &mut R,
+    ) -> Step {
+        debug_assert_eq!(call.phase, CallPhase::InAttempt, "an outcome for a call with no attempt out");
+        let latency = now - call.attempt_started;
+        if let (Some(bulkhead), Some(permit)) = (self.bulkhead.as_mut(), call.bulkhead_permit.take()) {
+            // Queues are refused by validation, so nobody is promoted here.
+            let promoted = bulkhead.exit(now, permit);
+            debug_assert!(promoted.is_none(), "a pipeline bulkhead has no queue");
+        }
+        if let (Some(breaker), Some(permit)) = (self.breaker.as_mut(), call.breaker_permit.take()) {
+            breaker.on_result(now, permit, outcome, latency, rng);
+        }
+        if let Some(budget) = self.budget.as_mut() {
+            budget.on_result(now, outcome);
+        }
+        self.decide(now, call, outcome, retry_after, rng)
+    }
+
+    /// Asks the retry policy what follows `outcome`.
+    fn decide<R: rand_core::Rng + ?Sized>(
+        &mut self,
+        now: SimTime,
+        call: &mut Call,
+        outcome: AttemptOutcome,
+        retry_after: Option<SimDuration>,
+        rng: &mut R,
+    ) -> Step {
+        match self.retry.on_attempt(&mut call.retry, now, outcome, retry_after, rng) {
+            RetryDecision::Done => {
+                self.release_rate_permit(call);
+                call.phase = CallPhase::Done;
+                self.fallback.record_success(now, call.request.key, String::new());
+                self.stats.successes += 1;
+                Step::Finish(Finish::Success { attempts: call.attempts_sent })
+            }
+            RetryDecision::Retry { delay } => {
+                call.phase = CallPhase::BackingOff;
+                Step::Wait { until: now + delay }
+            }
+            // The last attempt's outcome is what the caller saw, whatever
+            // the reason for stopping.
+            RetryDecision::GiveUp { .. } => self.finish_failed(now, call, outcome),
+        }
+    }
+
+    /// Starts the next attempt, or settles a local rejection as its outcome.
+    fn next_attempt<R: rand_core::Rng + ?Sized>(&mut self, now: SimTime, call: &mut Call, rng: &mut R) -> Step {
+        call.phase = CallPhase::InAttempt;
+        call.attempt_started = now;
+        let is_retry = call.attempts_sent > 0;
+        if let Some(budget) = self.budget.as_mut()
+            && let Err(rejection) = budget.try_acquire(now, is_retry, rng)
+        {
+            self.stats.throttled += 1;
+            // A throttled attempt ends the call: retrying it would spend the
+            // budget it was refused.
+            return self.finish_failed(now, call, AttemptOutcome::Rejected(rejection));
+        }
+        let deadline = match call.timer.start_attempt(now) {
+            Ok(deadline) => deadline,
+            Err(rejection) => {
+                self.stats.deadline_exceeded += 1;
+                return self.finish_failed(now, call, AttemptOutcome::Rejected(rejection));
+            }
+        };
+        if let Some(breaker) = self.breaker.as_mut() {
+            match breaker.try_acquire(now) {
+                Ok(permit) => call.breaker_permit = Some(permit),
+                Err(rejected) => {
+                    self.stats.rejected_circuit_open += 1;
+                    let outcome = AttemptOutcome::Rejected(Rejection::CircuitOpen);
+                    return self.decide(now, call, outcome, Some(rejected.retry_after), rng);
+                }
+            }
+        }
+        if let Some(bulkhead) = self.bulkhead.as_mut() {
+            match bulkhead.try_enter(now) {
+                bulkhead::Entry::Entered(permit) => call.bulkhead_permit = Some(permit),
+                bulkhead::Entry::Queued { .. } | bulkhead::Entry::Rejected(_) => {
+                    self.stats.rejected_bulkhead_full += 1;
+                    let outcome = AttemptOutcome::Rejected(Rejection::BulkheadFull);
+                    // The breaker's classifier decides whether a full
+                    // bulkhead counts against the dependency.
+                    if let (Some(breaker), Some(permit)) = (self.breaker.as_mut(), call.breaker_permit.take()) {
+                        breaker.on_result(now, permit, outcome, SimDuration::ZERO, rng);
+                    }
+                    return self.decide(now, call, outcome, None, rng);
+                }
+            }
+        }
+        call.attempts_sent += 1;
+        self.stats.attempts += 1;
+        if is_retry {
+            self.stats.retries += 1;
+        }
+        Step::Send(Attempt {
+            number: call.attempts_sent,
+            deadline,
+            connect_timeout: self.timeout.connect,
+            read_timeout: self.timeout.read,
+        })
+    }
+
+    /// Ends a failed call: the fallback's answer, or the failure.
+    fn finish_failed(&mut self, now: SimTime, call: &mut Call, outcome: AttemptOutcome) -> Step {
+        self.release_rate_permit(call);
+        call.phase = CallPhase::Done;
+        let attempts = call.attempts_sent;
+        let Some(reason) = FallbackReason::from_outcome(outcome) else {
+            self.stats.failures += 1;
+            return Step::Finish(Finish::Failed { outcome, attempts });
+        };
+        let (record, served) = self.fallback.serve(now, &call.request.key, reason);
+        let finish = match served {
+            Served::Fail => {
+                self.stats.failures += 1;
+                Finish::Failed { outcome, attempts }
+            }
+            Served::Static(value) => {
+                Finish::Fallback { record, value: Some(value.to_string()), alternate: None, outcome, attempts }
+            }
+            Served::Cached { value, .. } => {
+                Finish::Fallback { record, value: Some(value.clone()), alternate: None, outcome, attempts }
+            }
+            Served::Alternate(dependency) => {
+                Finish::Fallback { record, value: None, alternate: Some(dependency.to_string()), outcome, attempts }
+            }
+        };
+        if matches!(finish, Finish::Fallback { .. }) {
+            self.stats.fallbacks += 1;
+        }
+        Step::Finish(finish)
+    }
+
+    fn release_rate_permit(&mut self, call: &mut Call) {
+        if call.holds_rate_permit {
+            call.holds_rate_permit = false;
+            if let Some(limiter) = self.limiter.as_mut() {
+                limiter.release(1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stormglass_core::rng::SimRng;
+
+    fn secs(n: u64) -> SimDuration {
+        SimDuration::from_secs(n)
+    }
+
+    /// The seed combination on order -> user, without the bulkhead.
+    fn seed_config() -> PolicyConfig {
+        PolicyConfig {
+            timeout: Some(TimeoutConfig {
+                connect: Some(secs(2)),
+                read: Some(secs(5)),
+                pool: None,
+                write: None,
+                attempt: None,
+                total: None,
+            }),
+            retry: Some(RetryConfig {
+                backoff: crate::retry::Backoff::Exponential {
+                    multiplier: secs(1),
+                    base: 2.0,
+                    min: secs(1),
+                    max: secs(10),
+                },
+                stop: StopConfig { attempts_max: Some(3), ..StopConfig::default() },
+                retry_on: crate::retry::RetryOn { server_errors: false, statuses: vec![], ..Default::default() },
+            }),
+            breaker: Some(BreakerConfig::consecutive(5, secs(60))),
+            fallback: FallbackConfig::Static { value: "{\"name\": \"Unknown\"}".into() },
+            ..PolicyConfig::default()
+        }
+    }
+
+    /// Drives one call where every attempt ends with `outcome` after `after`.
+    fn drive(policy: &mut Policy, now: &mut SimTime, outcome: AttemptOutcome, rng: &mut SimRng) -> Finish {
+        let (mut call, mut step) = policy.start_call(*now, Request::idempotent(1), rng);
+        loop {
+            step = match step {
+                Step::Send(attempt) => {
+                    *now = if outcome == AttemptOutcome::Timeout { attempt.timeout_at(*now) } else { *now };
+                    policy.on_outcome(*now, &mut call, outcome, None, rng)
+                }
+                Step::Wait { until } => {
+                    *now = until;
+                    policy.resume(*now, &mut call, rng)
+                }
+                Step::Finish(finish) => {
+                    assert!(call.is_finished());
+                    return finish;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_seed_pipeline_opens_after_five_timeouts_then_serves_the_fallback_at_once() {
+        let mut policy = Policy::new(seed_config()).unwrap();
+        let mut rng = SimRng::from_seed_u64(1);
+        let mut now = SimTime::ZERO;
+        // Call 1: 3 timeouts (failures 1-3). Call 2: 2 timeouts open the breaker,
+        // the third attempt is refused by it and the fallback answers.
+        let first = drive(&mut policy, &mut now, AttemptOutcome::Timeout, &mut rng);
+        assert!(
+            matches!(first, Finish::Fallback { attempts: 3, record, .. } if record.reason == FallbackReason::Timeout)
+        );
+        let second = drive(&mut policy, &mut now, AttemptOutcome::Timeout, &mut rng);
+        assert_eq!(policy.breaker_state(), Some(BreakerState::Open));
+        assert!(
+            matches!(second, Finish::Fallback { attempts: 2, record, .. } if record.reason == FallbackReason::BreakerOpen),
+            "{second:?}"
+        );
+        // While open, a call costs no time and sends nothing.
+        let before = now;
+        let third = drive(&mut policy, &mut now, AttemptOutcome::OK, &mut rng);
+        assert_eq!(now, before);
+        assert!(matches!(third, Finish::Fallback { attempts: 0, .. }));
+        let stats = policy.stats();
+        assert_eq!((stats.calls, stats.attempts, stats.retries, stats.fallbacks), (3, 5, 3, 3));
+        assert_eq!(stats.rejected_circuit_open, 2);
+        // After the recovery timeout, one probe succeeds and closes it.
+        now = now + secs(60);
+        let fourth = drive(&mut policy, &mut now, AttemptOutcome::OK, &mut rng);
+        assert_eq!(fourth, Finish::Success { attempts: 1 });
+        assert_eq!(policy.breaker_state(), Some(BreakerState::Closed));
+        let transitions: Vec<_> = std::iter::from_fn(|| policy.pop_transition()).map(|t| t.to).collect();
+        assert_eq!(transitions, [BreakerState::Open, BreakerState::HalfOpen, BreakerState::Closed]);
+    }
+
+    #[test]
+    fn a_4xx_is_neither_retried_nor_hidden_by_the_fallback() {
+        let mut policy = Policy::new(seed_config()).unwrap();
+        let mut rng = SimRng::from_seed_u64(1);
+        let mut now = SimTime::ZERO;
+        let finish = drive(&mut policy, &mut now, AttemptOutcome::Status(404), &mut rng);
+        assert_eq!(finish, Finish::Failed { outcome: AttemptOutcome::Status(404), attempts: 1 });
+    }
+
+    #[test]
+    fn a_non_idempotent_call_without_a_key_is_sent_once() {
+        let mut policy = Policy::new(seed_config()).unwrap();
+        let mut rng = SimRng::from_seed_u64(1);
+        let request = Request { idempotency: Idempotency::NonIdempotent, ..Request::idempotent(1) };
+        let (mut call, step) = policy.start_call(SimTime::ZERO, request, &mut rng);
+        assert!(matches!(step, Step::Send(Attempt { number: 1, .. })));
+        let step = policy.on_outcome(SimTime::from_secs(5), &mut call, AttemptOutcome::Timeout, None, &mut rng);
+        assert!(matches!(step, Step::Finish(Finish::Fallback { attempts: 1, .. })), "{step:?}");
+    }
+
+    #[test]
+    fn a_full_bulkhead_rejects_the_attempt_and_frees_on_outcome() {
+        let config = PolicyConfig {
+            bulkhead: Some(BulkheadConfig::Semaphore(crate::bulkhead::SemaphoreConfig {
+                max_concurrent: 1,
+                queue_capacity: 0,
+                max_wait: SimDuration::ZERO,
+            })),
+            ..PolicyConfig::default()
+        };
+        let mut policy = Policy::new(config).unwrap();
+        let mut rng = SimRng::from_seed_u64(1);
+        let (mut first, step) = policy.start_call(SimTime::ZERO, Request::idempotent(1), &mut rng);
+        assert!(matches!(step, Step::Send(_)));
+        let (_, step) = policy.start_call(SimTime::ZERO, Request::idempotent(2), &mut rng);
+        assert_eq!(
+            step,
+            Step::Finish(Finish::Failed { outcome: AttemptOutcome::Rejected(Rejection::BulkheadFull), attempts: 0 })
+        );
+        assert_eq!(policy.bulkhead_in_use(), Some(1));
+        let step = policy.on_outcome(SimTime::from_secs(1), &mut first, AttemptOutcome::OK, None, &mut rng);
+        assert_eq!(step, Step::Finish(Finish::Success { attempts: 1 }));
+        assert_eq!(policy.bulkhead_in_use(), Some(0));
+    }
+
+    #[test]
+    fn no_timeout_means_the_attempt_never_times_out() {
+        let mut policy = Policy::new(PolicyConfig::default()).unwrap();
+        let mut rng = SimRng::from_seed_u64(1);
+        let (_, step) = policy.start_call(SimTime::ZERO, Request::idempotent(1), &mut rng);
+        let Step::Send(attempt) = step else { panic!("{step:?}") };
+        assert_eq!(attempt.timeout_at(SimTime::ZERO), SimTime::MAX);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut config = seed_config();
+        config.bulkhead = Some(BulkheadConfig::Semaphore(crate::bulkhead::SemaphoreConfig {
+            max_concurrent: 10,
+            queue_capacity: 5,
+            max_wait: secs(1),
+        }));
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "bulkhead.semaphore.queue_capacity: must be 0 inside a policy pipeline (a full bulkhead rejects at once)"
+        );
+        let mut config = seed_config();
+        config.breaker = Some(BreakerConfig::consecutive(0, secs(1)));
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "breaker.kind.consecutive.failure_threshold: must be at least 1"
+        );
+        let config: Result<PolicyConfig, _> = ron::from_str("(retries: 3)");
+        assert!(config.unwrap_err().to_string().contains("retries"));
+    }
+}
