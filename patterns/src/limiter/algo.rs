@@ -434,3 +434,14 @@ fn leaky_queue(rate: &Rate, nodelay: bool, tat: &mut u128, now: SimTime, permits
         Decision::Delayed { delay: rate.wait(wait), remaining }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_stays_small() {
+        // Most of a keyed table's memory is this value, once per key.
+        assert_eq!(std::mem::size_of::<State>(), 32);
+    }
+}
