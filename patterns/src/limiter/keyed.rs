@@ -81,8 +81,9 @@ pub struct KeyedStats {
 /// One [`RateLimiter`](super::RateLimiter)'s worth of state per key, at most
 /// `keys_max` keys.
 ///
-/// A full table makes room with a CLOCK sweep (see `clock.rs` for why not
-/// an exact LRU list): the hand passes at most 8 keys, takes the first that
+/// Keys and states sit inline in one open-addressed array. A full table
+/// makes room with a CLOCK sweep (see `clock.rs` for why not an exact LRU
+/// list): the hand passes at most 8 keys, takes the first that
 /// is idle (forgetting it changes no decision) or unused since the hand last
 /// passed, else the first it passed. A concurrency key holding permits is
 /// never taken; if the sweep finds nothing else the new key is denied.
@@ -134,14 +135,17 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
             // A new key's first request does not count as a reuse: a key
             // seen once is the first to go.
             None if !self.table.is_full() => {
-                let slot = self.table.push(key.clone(), self.algo.fresh());
-                self.table.value_mut(slot)
+                let at = self.table.insert(key.clone(), self.algo.fresh());
+                self.table.value_mut(at)
             }
             None => match self.evict(now) {
-                Some(slot) => {
-                    let algo = &self.algo;
-                    self.table.replace(slot, key.clone(), |s| algo.reset(s));
-                    self.table.value_mut(slot)
+                Some(victim) => {
+                    // The victim's state becomes the new key's, reset in
+                    // place: a sliding log keeps its buffer, nothing allocates.
+                    let mut state = self.table.remove(victim);
+                    self.algo.reset(&mut state);
+                    let at = self.table.insert(key.clone(), state);
+                    self.table.value_mut(at)
                 }
                 None => {
                     self.stats.denied_table_full += 1;
@@ -180,12 +184,12 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
     }
 
     /// Bytes owned by the table: slots, index and sliding-log buffers,
-    /// computed from capacities (see `BENCHMARKS.md` for how this compares
-    /// with counted allocations). Heap owned by keys is not included.
+    /// computed from capacities (`benches/limiters.rs` checks it against
+    /// counted allocations). Heap owned by keys (a `String`) is not included.
     pub fn memory_bytes(&self) -> usize {
         let logs = match self.algo {
             Algo::SlidingLog { limit, .. } => {
-                // Slots are reused with their buffers, never freed.
+                // Evicted keys hand their buffers on, so one per key held.
                 self.table.len() as usize * limit as usize * std::mem::size_of::<SimTime>()
             }
             _ => 0,
@@ -193,7 +197,7 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         self.table.memory_bytes() + logs
     }
 
-    /// Picks the slot a new key takes over, if any may go.
+    /// Picks the key a new key replaces, if any may go.
     fn evict(&mut self, now: SimTime) -> Option<u32> {
         let algo = &self.algo;
         let slot = self.table.sweep(EVICT_SCAN, |state, referenced| {

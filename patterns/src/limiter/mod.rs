@@ -17,10 +17,11 @@
 //! | `concurrency` | at most `max_in_flight` permits held |
 //!
 //! Every key's state is one 32-byte value; the sliding log adds 8 bytes per
-//! permit of `count` on the heap, allocated when a key slot is created and
-//! reused by the keys that take the slot over. A [`KeyedLimiter<u64>`] at
-//! 10^6 keys holds about 86 bytes per key in all (48 in its slot, the rest
-//! in the hash index); `benches/limiters.rs` counts it.
+//! permit of `count` on the heap, allocated when a key is first stored and
+//! handed on to the key that replaces an evicted one. A [`KeyedLimiter<u64>`]
+//! holds each key in a 48-byte entry (key, state, reference bit) of an array
+//! kept at most 3/4 full: 64 bytes per key at 10^6 keys, which
+//! `benches/limiters.rs` confirms by counting allocations.
 //!
 //! ```
 //! use stormglass_patterns::limiter::{Decision, RateLimiter, RateLimiterConfig};

@@ -85,23 +85,7 @@ impl Hasher for FxHasher {
 // Only probed (get/insert/remove), never iterated: the fixed hasher makes
 // even its internal layout repeatable, and no result depends on that layout.
 #[allow(clippy::disallowed_types)]
-pub(crate) type Index<K> = HashMap<K, u32, BuildHasherDefault<FxHasher>>;
-
-/// Bytes of an index, from its capacity. std's `HashMap` is a SwissTable: a
-/// power-of-two number of buckets at most 7/8 full, each holding one
-/// `(K, u32)` and one control byte, plus 16 trailing control bytes. Heap
-/// owned by the keys themselves (a `String`) is not counted.
-pub(crate) fn index_bytes<K>(index: &Index<K>) -> usize {
-    let usable = index.capacity();
-    let buckets = if usable == 0 {
-        0
-    } else if usable < 8 {
-        (usable + 1).next_power_of_two()
-    } else {
-        (usable * 8 / 7).next_power_of_two()
-    };
-    if buckets == 0 { 0 } else { buckets * (std::mem::size_of::<(K, u32)>() + 1) + 16 }
-}
+type Index<K> = HashMap<K, u32, BuildHasherDefault<FxHasher>>;
 
 #[derive(Debug, Clone, Copy)]
 struct Ends {
