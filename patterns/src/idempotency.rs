@@ -210,6 +210,12 @@ impl<K: Hash + Eq + Clone, R> IdempotencyStore<K, R> {
     /// stores nothing) if the key is not in progress: never begun, already
     /// completed, abandoned, or its lock expired — a duplicate may have run
     /// since, so this result is not the one to replay.
+    ///
+    /// Completion is by key, not by attempt: if a lock expired and a second
+    /// request with the same key (and fingerprint) began, whichever of the
+    /// two completes first stores its result. Both ran the same payload, so
+    /// either result is a faithful replay; keep `in_progress_ttl` above the
+    /// longest request to make this rare.
     pub fn complete(&mut self, now: SimTime, key: K, result: R) -> bool {
         let Some(slot) = self.table.find(&key) else {
             return false;
