@@ -30,7 +30,7 @@
 //! assert_eq!(store.begin(t, "order-1", 0xfeed), Begin::Proceed);
 //! assert_eq!(store.begin(t, "order-1", 0xfeed), Begin::Conflict);
 //! assert_eq!(store.begin(t, "order-1", 0xbeef), Begin::Mismatch);
-//! assert!(store.complete(t + SimDuration::from_millis(30), "order-1", 201));
+//! assert!(store.complete(t + SimDuration::from_millis(30), "order-1", 0xfeed, 201));
 //! assert_eq!(store.begin(t + SimDuration::from_secs(60), "order-1", 0xfeed), Begin::Replay(&201));
 //! // A day later the key is forgotten and the request runs again.
 //! assert_eq!(store.begin(t + SimDuration::from_secs(86_401), "order-1", 0xfeed), Begin::Proceed);
@@ -206,22 +206,23 @@ impl<K: Hash + Eq + Clone, R> IdempotencyStore<K, R> {
         Begin::Proceed
     }
 
-    /// Stores the result of the request holding `key`. Returns `false` (and
-    /// stores nothing) if the key is not in progress: never begun, already
-    /// completed, abandoned, or its lock expired — a duplicate may have run
-    /// since, so this result is not the one to replay.
+    /// Stores the result of the request that holds `key` with this payload
+    /// `fingerprint`. Returns `false` (and stores nothing) if no such request
+    /// is in progress: never begun, already completed, abandoned, begun with
+    /// another payload, or its lock expired — a duplicate may have run since,
+    /// so this result is not the one to replay.
     ///
-    /// Completion is by key, not by attempt: if a lock expired and a second
-    /// request with the same key (and fingerprint) began, whichever of the
-    /// two completes first stores its result. Both ran the same payload, so
-    /// either result is a faithful replay; keep `in_progress_ttl` above the
-    /// longest request to make this rare.
-    pub fn complete(&mut self, now: SimTime, key: K, result: R) -> bool {
+    /// Completion is by key and payload, not by attempt: if a lock expired
+    /// and a second request with the same key and payload began, whichever
+    /// completes first stores its result. Both ran the same payload, so
+    /// either is a faithful replay; keep `in_progress_ttl` above the longest
+    /// request to make this rare.
+    pub fn complete(&mut self, now: SimTime, key: K, fingerprint: u64, result: R) -> bool {
         let Some(slot) = self.table.find(&key) else {
             return false;
         };
         let record = self.table.value(slot);
-        if record.result.is_some() {
+        if record.result.is_some() || record.fingerprint != fingerprint {
             return false;
         }
         if self.expires_at(record) <= now {

@@ -9,7 +9,7 @@ use stormglass_patterns::idempotency::{Begin, IdempotencyConfig, IdempotencyStor
 enum Op {
     Advance(u64),
     Begin(u8, u8),
-    Complete(u8, u32),
+    Complete(u8, u8, u32),
     Abandon(u8),
 }
 
@@ -17,7 +17,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => (0u64..30).prop_map(Op::Advance),
         4 => (0u8..6, 0u8..2).prop_map(|(k, f)| Op::Begin(k, f)),
-        3 => (0u8..6, any::<u32>()).prop_map(|(k, r)| Op::Complete(k, r)),
+        3 => (0u8..6, 0u8..2, any::<u32>()).prop_map(|(k, f, r)| Op::Complete(k, f, r)),
         1 => (0u8..6).prop_map(Op::Abandon),
     ]
 }
@@ -107,9 +107,13 @@ proptest! {
                     };
                     prop_assert_eq!(got, expect);
                 }
-                Op::Complete(k, v) => {
-                    let got = store.complete(t, k, v);
-                    let expect = match model.iter_mut().find(|r| r.key == k && r.result.is_none()) {
+                Op::Complete(k, f, v) => {
+                    let fingerprint = 100 + u64::from(f);
+                    let got = store.complete(t, k, fingerprint, v);
+                    let expect = match model
+                        .iter_mut()
+                        .find(|r| r.key == k && r.result.is_none() && r.fingerprint == fingerprint)
+                    {
                         Some(r) => {
                             r.result = Some(v);
                             r.since = now;
@@ -143,7 +147,7 @@ fn in_progress_records_are_never_evicted() {
     assert_eq!(store.begin(t, "b", 1), Begin::Proceed);
     // Evicting "a" would let its duplicate run a second time.
     assert_eq!(store.begin(t, "c", 1), Begin::Full);
-    assert!(store.complete(t, "a", 200));
+    assert!(store.complete(t, "a", 1, 200));
     // Now "a" is done and may go (its replay is lost, not its lock).
     assert_eq!(store.begin(t, "c", 1), Begin::Proceed);
     assert_eq!(store.stats().evicted, 1);
@@ -158,8 +162,10 @@ fn a_crashed_request_releases_its_key_after_in_progress_ttl() {
     assert_eq!(store.begin(SimTime::ZERO, 9, 1), Begin::Proceed);
     assert_eq!(store.begin(SimTime::from_secs(29), 9, 1), Begin::Conflict);
     assert_eq!(store.begin(SimTime::from_secs(30), 9, 1), Begin::Proceed);
-    // Completion is by key: this completes the second request's record.
-    assert!(store.complete(SimTime::from_secs(31), 9, 500));
+    // Completion is by key and payload: a request with another payload
+    // cannot complete this record; the same payload can.
+    assert!(!store.complete(SimTime::from_secs(31), 9, 2, 999));
+    assert!(store.complete(SimTime::from_secs(31), 9, 1, 500));
     assert_eq!(store.begin(SimTime::from_secs(32), 9, 1), Begin::Replay(&500));
     // Abandoning releases at once.
     assert_eq!(store.begin(SimTime::from_secs(33), 10, 1), Begin::Proceed);
@@ -168,7 +174,7 @@ fn a_crashed_request_releases_its_key_after_in_progress_ttl() {
     // Abandoning a lock that already expired releases nothing (found by the
     // property test: it used to answer true).
     assert!(!store.abandon(SimTime::from_secs(63), 10));
-    assert!(!store.complete(SimTime::from_secs(63), 10, 200));
+    assert!(!store.complete(SimTime::from_secs(63), 10, 1, 200));
 }
 
 #[test]
