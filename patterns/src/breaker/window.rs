@@ -82,10 +82,25 @@ impl CountWindow {
 /// Two counters per time bucket over the last `buckets` buckets of `width`
 /// each (Hystrix's rolling number). The current, partly elapsed bucket is
 /// part of the window, as in Hystrix.
+///
+/// Running sums make the common case O(1): reading the totals in the newest
+/// bucket returns the sums, and moving to a new bucket subtracts the buckets
+/// that leave (at most `buckets` of them, however long the gap). Reading at
+/// any other instant falls back to a scan, which is also the cross-check of
+/// the sums in debug builds.
 #[derive(Debug, Clone)]
 pub(crate) struct RollingCounts {
     slots: Vec<Slot>,
     width_ns: u64,
+    /// The newest bucket seen, if any.
+    current_epoch: Option<u64>,
+    /// Sums over the buckets in the window ending at `current_epoch`.
+    sums: [u64; 2],
+    /// Where the current bucket starts and ends, in ns, and its slot: lets
+    /// the common case (same bucket as the last call) skip the divisions.
+    current_start_ns: u64,
+    current_end_ns: u64,
+    current_slot: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -96,11 +111,18 @@ struct Slot {
     counts: [u64; 2],
 }
 
+const NO_EPOCH: u64 = u64::MAX;
+
 impl RollingCounts {
     pub(crate) fn new(buckets: u32, width: SimDuration) -> Self {
         RollingCounts {
-            slots: vec![Slot { epoch: u64::MAX, counts: [0; 2] }; buckets.max(1) as usize],
+            slots: vec![Slot { epoch: NO_EPOCH, counts: [0; 2] }; buckets.max(1) as usize],
             width_ns: width.as_nanos().max(1),
+            current_epoch: None,
+            sums: [0; 2],
+            current_start_ns: u64::MAX,
+            current_end_ns: 0,
+            current_slot: 0,
         }
     }
 
@@ -108,26 +130,95 @@ impl RollingCounts {
         now.as_nanos() / self.width_ns
     }
 
+    /// Whether `now` falls in the newest bucket (no division needed).
+    #[inline]
+    fn in_current(&self, now: SimTime) -> bool {
+        let ns = now.as_nanos();
+        ns >= self.current_start_ns && ns < self.current_end_ns
+    }
+
+    fn len(&self) -> u64 {
+        self.slots.len() as u64
+    }
+
+    /// Moves the window forward to the bucket of `epoch`, evicting the
+    /// buckets that leave it. Earlier epochs leave the window where it is.
+    fn advance(&mut self, epoch: u64) {
+        let len = self.len();
+        match self.current_epoch {
+            Some(current) if epoch <= current => return,
+            Some(current) if epoch - current < len => {
+                // Each bucket entering the window reuses the slot of the one
+                // leaving it.
+                for e in current + 1..=epoch {
+                    let slot = &mut self.slots[(e % len) as usize];
+                    if slot.epoch != NO_EPOCH {
+                        self.sums[0] -= slot.counts[0];
+                        self.sums[1] -= slot.counts[1];
+                    }
+                    *slot = Slot { epoch: e, counts: [0; 2] };
+                }
+            }
+            _ => {
+                // First bucket ever, or a gap longer than the window: nothing
+                // in the window survives.
+                for slot in &mut self.slots {
+                    *slot = Slot { epoch: NO_EPOCH, counts: [0; 2] };
+                }
+                self.sums = [0; 2];
+                self.slots[(epoch % len) as usize].epoch = epoch;
+            }
+        }
+        self.current_epoch = Some(epoch);
+        self.current_start_ns = epoch.saturating_mul(self.width_ns);
+        self.current_end_ns = self.current_start_ns.saturating_add(self.width_ns);
+        self.current_slot = (epoch % len) as usize;
+    }
+
     /// Adds `amount` to counter `which` (0 or 1) in the bucket of `now`.
+    /// A `now` older than the window is dropped: it has already expired.
     pub(crate) fn add(&mut self, now: SimTime, which: usize, amount: u64) {
+        if self.in_current(now) {
+            let slot = &mut self.slots[self.current_slot];
+            slot.counts[which] = slot.counts[which].saturating_add(amount);
+            self.sums[which] = self.sums[which].saturating_add(amount);
+            self.check_invariants();
+            return;
+        }
         let epoch = self.epoch(now);
-        let len = self.slots.len() as u64;
+        self.advance(epoch);
+        let len = self.len();
+        let Some(current) = self.current_epoch else { return };
+        if current - epoch >= len {
+            return;
+        }
         let slot = &mut self.slots[(epoch % len) as usize];
         if slot.epoch != epoch {
-            // The slot held a bucket that has left the window: reuse it.
+            // Only a bucket before the first one ever recorded can be unset.
+            debug_assert_eq!(slot.epoch, NO_EPOCH);
             *slot = Slot { epoch, counts: [0; 2] };
         }
         slot.counts[which] = slot.counts[which].saturating_add(amount);
+        self.sums[which] = self.sums[which].saturating_add(amount);
+        self.check_invariants();
     }
 
     /// Both counters summed over the buckets still in the window at `now`.
     pub(crate) fn totals(&self, now: SimTime) -> [u64; 2] {
-        let current = self.epoch(now);
-        let len = self.slots.len() as u64;
+        if self.in_current(now) {
+            return self.sums;
+        }
+        let epoch = self.epoch(now);
+        if self.current_epoch == Some(epoch) { self.sums } else { self.scan(epoch) }
+    }
+
+    /// The totals the slow way: every slot whose bucket is in the window
+    /// ending at `current` (current - len < epoch <= current).
+    fn scan(&self, current: u64) -> [u64; 2] {
+        let len = self.len();
         let mut sum = [0u64; 2];
         for slot in &self.slots {
-            // In the window: current - len < epoch <= current.
-            if slot.epoch != u64::MAX && slot.epoch <= current && current - slot.epoch < len {
+            if slot.epoch != NO_EPOCH && slot.epoch <= current && current - slot.epoch < len {
                 sum[0] = sum[0].saturating_add(slot.counts[0]);
                 sum[1] = sum[1].saturating_add(slot.counts[1]);
             }
@@ -137,14 +228,28 @@ impl RollingCounts {
 
     pub(crate) fn reset(&mut self) {
         for slot in &mut self.slots {
-            slot.epoch = u64::MAX;
-            slot.counts = [0; 2];
+            *slot = Slot { epoch: NO_EPOCH, counts: [0; 2] };
         }
+        self.current_epoch = None;
+        self.sums = [0; 2];
+        self.current_start_ns = u64::MAX;
+        self.current_end_ns = 0;
     }
 
     /// The span the window covers.
     pub(crate) fn span(&self) -> SimDuration {
-        SimDuration::from_nanos(self.width_ns.saturating_mul(self.slots.len() as u64))
+        SimDuration::from_nanos(self.width_ns.saturating_mul(self.len()))
+    }
+
+    /// The running sums agree with a scan (debug builds).
+    fn check_invariants(&self) {
+        if cfg!(debug_assertions)
+            && let Some(current) = self.current_epoch
+        {
+            assert_eq!(self.scan(current), self.sums, "rolling counts: running sums drifted");
+            assert_eq!(self.slots[self.current_slot].epoch, current);
+            assert!(self.current_start_ns < self.current_end_ns || self.current_start_ns == u64::MAX);
+        }
     }
 }
 
@@ -173,5 +278,19 @@ mod tests {
         // At 10 s the bucket [0 s, 1 s) is out of the 10-bucket window.
         assert_eq!(r.totals(SimTime::from_secs(10)), [0, 2]);
         assert_eq!(r.span(), SimDuration::from_secs(10));
+    }
+
+    #[test]
+    fn rolling_counts_survive_gaps_longer_than_the_window_and_late_adds() {
+        let mut r = RollingCounts::new(3, SimDuration::from_secs(1));
+        r.add(SimTime::from_secs(5), 0, 1);
+        r.add(SimTime::from_secs(4), 0, 2); // late, still in the window
+        r.add(SimTime::from_secs(1), 0, 4); // too old: dropped
+        assert_eq!(r.totals(SimTime::from_secs(5)), [3, 0]);
+        assert_eq!(r.totals(SimTime::from_secs(7)), [1, 0], "read ahead: only 5 s is left");
+        r.add(SimTime::from_secs(100), 1, 1);
+        assert_eq!(r.totals(SimTime::from_secs(100)), [0, 1]);
+        r.reset();
+        assert_eq!(r.totals(SimTime::from_secs(100)), [0, 0]);
     }
 }
