@@ -256,6 +256,10 @@ impl RateLimiter {
 
     /// Asks for `permits` at `now` and takes them if allowed. Denials change
     /// nothing, so a denied caller may ask again at `now + retry_after`.
+    ///
+    /// `now` must not decrease from one call to the next (a simulated or a
+    /// monotonic clock never does); the window algorithms would otherwise
+    /// start a fresh window.
     #[inline]
     pub fn try_acquire(&mut self, now: SimTime, permits: u32) -> Decision {
         self.algo.acquire(&mut self.state, now, permits)
