@@ -20,7 +20,7 @@
 //! | `full_jitter` | `uniform(0, min(max, multiplier * base^(n-1)))` (tenacity `wait_random_exponential`) |
 //! | `equal_jitter` | `v/2 + uniform(0, v/2)` with `v` as in full jitter |
 //! | `decorrelated` | `min(max, uniform(base, 3 * previous))`, `previous` starting at `base` |
-//! | `proportional` | `min(max, initial * multiplier^(n-1)) * uniform(1 - jitter, 1 + jitter)` (gRPC) |
+//! | `proportional` | `min(max, initial * multiplier^(n-1)) * uniform(1 - jitter, 1 + jitter)` (gRPC connection backoff) |
 //! | `sum` | the sum of its parts (tenacity `wait_fixed(3) + wait_random(0, 2)`) |
 //!
 //! ```
@@ -135,8 +135,10 @@ pub enum Backoff {
         /// Cap.
         max: SimDuration,
     },
-    /// gRPC's backoff: exponential capped at `max`, times
-    /// `uniform(1 - jitter_ratio, 1 + jitter_ratio)`.
+    /// Proportional jitter, as gRPC's connection backoff
+    /// (`connection-backoff.md`): exponential capped at `max`, times
+    /// `uniform(1 - jitter_ratio, 1 + jitter_ratio)`. (gRPC's *call* retry
+    /// policy, proposal A6, uses full jitter instead.)
     Proportional {
         /// First delay before jitter.
         initial: SimDuration,

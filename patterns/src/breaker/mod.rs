@@ -69,7 +69,7 @@ use stormglass_core::rng::uniform01;
 use stormglass_core::time::{SimDuration, SimTime};
 
 use crate::error::{ConfigError, ensure};
-use crate::outcome::AttemptOutcome;
+use crate::outcome::{AttemptOutcome, Rejection};
 use window::CountWindow;
 
 /// Largest count window and bucket count a config may ask for: the breaker
@@ -575,6 +575,25 @@ pub struct BreakerRejected {
     /// state may change at any moment); [`SimDuration::MAX`] when forced
     /// open.
     pub retry_after: SimDuration,
+}
+
+impl BreakerRejected {
+    /// The rejection as the outcome vocabulary names it, for a fallback or a
+    /// retry policy (which retries it only with `retry_on.local_rejections`,
+    /// passing `retry_after` as the hint).
+    ///
+    /// ```
+    /// # use stormglass_core::time::SimTime;
+    /// # use stormglass_patterns::breaker::{Breaker, BreakerConfig};
+    /// # use stormglass_patterns::{AttemptOutcome, Rejection};
+    /// let mut b = Breaker::new(BreakerConfig::default()).unwrap();
+    /// b.force_open(SimTime::ZERO);
+    /// let rejected = b.try_acquire(SimTime::ZERO).unwrap_err();
+    /// assert_eq!(rejected.outcome(), AttemptOutcome::Rejected(Rejection::CircuitOpen));
+    /// ```
+    pub fn outcome(&self) -> AttemptOutcome {
+        AttemptOutcome::Rejected(Rejection::CircuitOpen)
+    }
 }
 
 /// Counters over the life of a breaker, for reports and tests.
