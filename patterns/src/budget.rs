@@ -377,6 +377,12 @@ impl RetryBudget {
     }
 
     /// Reports an attempt's outcome.
+    ///
+    /// Token bucket: 2xx/3xx earn `token_ratio`; 5xx, 429, timeouts and
+    /// connection failures cost one token; other 4xx and local rejections
+    /// change nothing (gRPC counts only retryable failures). Adaptive: an
+    /// accept is any status but 429 and 503. The ratio budget counts sends
+    /// only, so it ignores outcomes.
     pub fn on_result(&mut self, now: SimTime, outcome: AttemptOutcome) {
         match self {
             RetryBudget::TokenBucket(b) => match is_failure(outcome) {

@@ -314,7 +314,9 @@ impl CountWindowConfig {
 /// computes it (`errors * 100 / calls`), is at least `error_threshold_pct`.
 /// Hystrix evaluates a health snapshot every 500 ms; this breaker evaluates
 /// after every result, which is the same rule without the lag. Open: rejected
-/// for `sleep_window`. Then exactly one probe is let through and later
+/// for `sleep_window` (Hystrix tests `now > opened + sleep` in milliseconds;
+/// here the probe is allowed from `opened + sleep` on, one nanosecond
+/// earlier). Then exactly one probe is let through and later
 /// callers are rejected while it runs; its success closes the breaker and
 /// clears the window, its failure reopens it with a new sleep window.
 ///
