@@ -260,3 +260,58 @@ fn retry_config_reads_from_ron_with_defaults_and_refuses_unknown_fields() {
     assert!(ron::from_str::<RetryConfig>("(stop: (attempts: Some(5)))").is_err());
     assert!(ron::from_str::<RetryConfig>(r#"(backoff: fixed(delay: "1s", jitter: 0.1))"#).is_err());
 }
+
+#[test]
+fn giving_up_draws_no_randomness() {
+    // Documented: the backoff is drawn only when a retry is possible, so a
+    // stream's later draws do not depend on how many calls gave up.
+    let p = policy(Backoff::default(), StopConfig::default());
+    let mut rng = SimRng::from_seed_u64(21);
+    let mut untouched = rng.clone();
+    let mut s = p.start(SimTime::ZERO, Idempotency::Idempotent, None);
+    let d = p.on_attempt(&mut s, SimTime::ZERO, AttemptOutcome::Status(404), None, &mut rng);
+    assert_eq!(d, RetryDecision::GiveUp { reason: GiveUpReason::NotRetryable });
+    assert_eq!(rng.next_u64(), untouched.next_u64());
+}
+
+#[test]
+fn a_breaker_and_retry_timeline_replays_bit_for_bit_from_its_seed() {
+    use stormglass_patterns::breaker::{Breaker, BreakerConfig, OpenGrowth};
+    fn run(seed: u64) -> Vec<String> {
+        let mut rng = SimRng::from_seed_u64(seed);
+        let mut config = BreakerConfig::consecutive(3, secs(2));
+        config.open_growth = OpenGrowth { multiplier: 2.0, open_duration_max: secs(30), jitter_ratio: 0.3 };
+        let mut breaker = Breaker::new(config).unwrap();
+        let policy = RetryPolicy::new(RetryConfig::default()).unwrap();
+        let mut log = Vec::new();
+        let mut now = SimTime::ZERO;
+        for call in 0..200u64 {
+            now += ms(50 + call % 7 * 30);
+            let mut state = policy.start(now, Idempotency::Idempotent, None);
+            loop {
+                let outcome = match breaker.try_acquire(now) {
+                    Ok(permit) => {
+                        // A dependency that is down between 2 s and 6 s.
+                        let down = (2..6).contains(&(now.as_nanos() / 1_000_000_000));
+                        let o = if down { AttemptOutcome::Status(503) } else { AttemptOutcome::OK };
+                        breaker.on_result(now, permit, o, ms(5), &mut rng);
+                        o
+                    }
+                    Err(r) => r.outcome(),
+                };
+                match policy.on_attempt(&mut state, now, outcome, None, &mut rng) {
+                    RetryDecision::Retry { delay } => now += delay,
+                    _ => break,
+                }
+            }
+            while let Some(t) = breaker.pop_transition() {
+                log.push(format!("{} {:?}->{:?} {:?}", t.at, t.from, t.to, t.cause));
+            }
+        }
+        log
+    }
+    let first = run(5);
+    assert!(first.len() >= 3, "the outage should trip the breaker: {first:?}");
+    assert_eq!(first, run(5));
+    assert_ne!(first, run(6), "jittered open durations differ by seed");
+}
