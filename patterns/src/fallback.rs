@@ -259,6 +259,18 @@ impl FallbackStats {
     }
 
     /// Fallbacks that served `kind`, whatever the reason.
+    /// Count of fallbacks for `reason` that served `served`.
+    pub fn count(&self, reason: FallbackReason, served: ServedKind) -> u64 {
+        self.counts[reason.index()][served as usize]
+    }
+
+    /// Fallbacks that served something (a value or an alternate), for `reason`:
+    /// every record except those that had nothing to serve and failed.
+    pub fn served_for(&self, reason: FallbackReason) -> u64 {
+        self.by_reason(reason) - self.count(reason, ServedKind::Failed)
+    }
+
+    /// Count of fallbacks that served `kind`, whatever the reason.
     pub fn by_served(&self, kind: ServedKind) -> u64 {
         self.counts.iter().map(|row| row[kind as usize]).sum()
     }

@@ -725,7 +725,7 @@ mod tests {
         assert_eq!((stats.calls, stats.attempts, stats.retries, stats.fallbacks), (3, 5, 3, 3));
         assert_eq!(stats.rejected_circuit_open, 2);
         // After the recovery timeout, one probe succeeds and closes it.
-        now = now + secs(60);
+        now += secs(60);
         let fourth = drive(&mut policy, &mut now, AttemptOutcome::OK, &mut rng);
         assert_eq!(fourth, Finish::Success { attempts: 1 });
         assert_eq!(policy.breaker_state(), Some(BreakerState::Closed));

@@ -1,0 +1,732 @@
+//! What a scenario can say: services, their execution models and handlers,
+//! the policies on their dependencies, clients and their rate profiles,
+//! links and faults. Every type is serde (RON in `scenarios/`), rejects
+//! unknown fields, and [`Scenario::validate`] names the field path and the
+//! rule of the first problem, references to undefined services, routes and
+//! dependencies included.
+//!
+//! ```
+//! use stormglass_models::config::Scenario;
+//!
+//! let scenario: Scenario = ron::from_str(r#"(
+//!     name: "one service",
+//!     duration: "10s",
+//!     services: {
+//!         "api": (
+//!             execution: thread_pool(workers: 4, queue_capacity: 10),
+//!             routes: { "GET /": (steps: [compute(Exponential(mean: "10ms"))]) },
+//!         ),
+//!     },
+//!     clients: [(name: "users", target: "api", rate: constant(rps: 100.0), routes: [(route: "GET /")])],
+//! )"#).unwrap();
+//! assert!(scenario.validate().is_ok());
+//!
+//! let mut broken = scenario.clone();
+//! broken.clients[0].target = "apy".into();
+//! assert_eq!(
+//!     broken.validate().unwrap_err().to_string(),
+//!     "clients[0].target: no service named \"apy\""
+//! );
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use stormglass_core::dist::Distribution;
+use stormglass_core::error::{ConfigError, ensure};
+use stormglass_core::time::{SimDuration, SimTime};
+use stormglass_patterns::pipeline::PolicyConfig;
+
+/// Most services, routes per service, steps per route, clients, faults: far
+/// above any scenario a person writes, low enough to bound memory.
+pub const ITEMS_MAX: usize = 1024;
+/// Most members in one client population.
+pub const POPULATION_MAX: u32 = 1_000_000;
+/// Most replicas of one service.
+pub const REPLICAS_MAX: u32 = 1024;
+/// Most workers or queue slots of one service.
+pub const CAPACITY_MAX: u32 = 1 << 20;
+
+/// A whole simulation: topology, load, faults, and how to run it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// A short name for reports.
+    pub name: String,
+    /// Master seed; every random stream derives from it.
+    #[serde(default)]
+    pub seed: u64,
+    /// How long clients send requests.
+    pub duration: SimDuration,
+    /// After `duration`, how long requests in flight may take to finish
+    /// before the run stops (what is still in flight is reported as such).
+    #[serde(default = "default_drain")]
+    pub drain: SimDuration,
+    /// Width of the timeline buckets.
+    #[serde(default = "default_bucket_width")]
+    pub bucket_width: SimDuration,
+    /// Limits that end a runaway scenario with an error naming the limit.
+    #[serde(default)]
+    pub limits: RunLimits,
+    /// Services by name.
+    pub services: BTreeMap<String, ServiceConfig>,
+    /// Sources of requests.
+    pub clients: Vec<ClientConfig>,
+    /// Network between callers and services.
+    #[serde(default)]
+    pub links: LinksConfig,
+    /// Scheduled faults.
+    #[serde(default)]
+    pub faults: Vec<FaultConfig>,
+}
+
+fn default_drain() -> SimDuration {
+    SimDuration::from_secs(60)
+}
+
+fn default_bucket_width() -> SimDuration {
+    SimDuration::from_secs(1)
+}
+
+/// Limits on a run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunLimits {
+    /// Most events the run may handle.
+    pub events_max: u64,
+    /// Most requests and calls alive at once (bounds memory).
+    pub in_flight_max: u32,
+}
+
+impl Default for RunLimits {
+    /// 200 million events (a 300 s cascade at 200 req/s needs about 10
+    /// million) and a million requests in flight.
+    fn default() -> Self {
+        RunLimits { events_max: 200_000_000, in_flight_max: 1_000_000 }
+    }
+}
+
+/// One service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// How requests get a worker.
+    pub execution: Execution,
+    /// Identical replicas behind a balancer.
+    #[serde(default = "one")]
+    pub replicas: u32,
+    /// How callers pick a replica.
+    #[serde(default)]
+    pub balancer: Balancer,
+    /// Handlers by route name.
+    pub routes: BTreeMap<String, RouteConfig>,
+    /// Services this one calls, by dependency name, each with its policy.
+    #[serde(default)]
+    pub dependencies: BTreeMap<String, DependencyConfig>,
+    /// Contention: compute times are multiplied by `1 + contention * busy`,
+    /// where `busy` is the number of requests holding a worker.
+    #[serde(default)]
+    pub contention: f64,
+    /// Whether a request whose caller gave up is dropped (from the queue, or
+    /// at its next step). By default work goes on: abandoned work is real.
+    #[serde(default)]
+    pub abandon_on_caller_timeout: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Execution model of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Execution {
+    /// Thread per request: a worker stays busy for the whole request,
+    /// including while it waits on a dependency and sleeps between retries.
+    ThreadPool {
+        /// Workers per replica.
+        workers: u32,
+        /// Requests that may wait for a worker; beyond that a 503.
+        #[serde(default)]
+        queue_capacity: u32,
+        /// Which waiting request a free worker takes.
+        #[serde(default)]
+        discipline: Discipline,
+    },
+    /// Event loop: requests in flight are bounded by `concurrency_max`, and
+    /// waiting on a dependency holds a slot of that limit but no thread, so
+    /// compute steps run without queueing for one.
+    Async {
+        /// Requests in flight per replica.
+        concurrency_max: u32,
+        /// Requests that may wait for a slot; beyond that a 503.
+        #[serde(default)]
+        queue_capacity: u32,
+    },
+}
+
+impl Execution {
+    /// Slots (workers or concurrency) and queue capacity.
+    pub fn capacity(&self) -> (u32, u32) {
+        match *self {
+            Execution::ThreadPool { workers, queue_capacity, .. } => (workers, queue_capacity),
+            Execution::Async { concurrency_max, queue_capacity } => (concurrency_max, queue_capacity),
+        }
+    }
+}
+
+/// Order in which a free worker takes waiting requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Discipline {
+    /// Oldest first.
+    #[default]
+    Fifo,
+    /// Newest first (keeps latency low for some under overload).
+    Lifo,
+}
+
+/// How a caller picks a replica.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balancer {
+    /// In turn.
+    #[default]
+    RoundRobin,
+    /// Uniformly at random.
+    Random,
+    /// The replica with the fewest requests in flight (lowest index on ties).
+    LeastOutstanding,
+    /// Two at random, the one with fewer in flight.
+    PowerOfTwo,
+}
+
+/// A route's handler: a short program, and its own error rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Steps run in order.
+    pub steps: Vec<HandlerStep>,
+    /// Each request fails with this probability and status when it
+    /// finishes (a bug, an overloaded database...).
+    #[serde(default)]
+    pub errors: Option<ErrorRate>,
+}
+
+/// One step of a handler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandlerStep {
+    /// Work for a sampled time.
+    Compute(Distribution),
+    /// Call a dependency through its policy and wait for the answer.
+    Call(CallConfig),
+    /// Call several dependencies at once and wait for all.
+    Parallel(Vec<CallConfig>),
+}
+
+/// A call to one route of a dependency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallConfig {
+    /// A key of the service's `dependencies`.
+    pub dependency: String,
+    /// A route of the dependency's service.
+    pub route: String,
+    /// Whether a failure of this call (with no fallback) fails the request;
+    /// if false the request goes on, marked degraded.
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A dependency of a service: the service it calls and the policy in front.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DependencyConfig {
+    /// The service called.
+    pub service: String,
+    /// Timeouts, retries, breaker, bulkhead, fallback...
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+/// A failure probability and the status it answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorRate {
+    /// Probability per request, in `[0, 1]`.
+    pub probability: f64,
+    /// Status answered (e.g. 503).
+    pub status: u16,
+}
+
+/// A source of requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// A name for reports.
+    pub name: String,
+    /// The service the client calls.
+    pub target: String,
+    /// Open loop: arrivals at this rate whatever happens to them.
+    #[serde(default)]
+    pub rate: Option<RateProfile>,
+    /// Closed loop: users that wait for an answer, think, and send again.
+    #[serde(default)]
+    pub closed_loop: Option<ClosedLoop>,
+    /// Members of the population, each with its own policy state (per-client
+    /// retry budgets); open-loop arrivals pick a member at random.
+    #[serde(default = "one")]
+    pub population: u32,
+    /// Routes of the target, by weight.
+    pub routes: Vec<WeightedRoute>,
+    /// The client's own timeout, retries, budget...
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+/// Closed-loop users.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClosedLoop {
+    /// Number of users.
+    pub users: u32,
+    /// Time between an answer and the next request.
+    pub think_time: Distribution,
+}
+
+/// A route and its weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedRoute {
+    /// A route of the target service.
+    pub route: String,
+    /// Relative weight (default 1).
+    #[serde(default = "weight_one")]
+    pub weight: f64,
+}
+
+fn weight_one() -> f64 {
+    1.0
+}
+
+/// Requests per second over time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RateProfile {
+    /// The same rate throughout.
+    Constant {
+        /// Requests per second.
+        rps: f64,
+    },
+    /// Piecewise constant: `rps` from each `at` until the next.
+    Steps(Vec<RatePoint>),
+    /// `base`, with `peak` during `[at, at + width)`.
+    Spike {
+        /// Rate outside the spike.
+        base: f64,
+        /// Rate during the spike.
+        peak: f64,
+        /// Start of the spike.
+        at: SimTime,
+        /// Length of the spike.
+        width: SimDuration,
+    },
+    /// Linear from `from_rps` at `start` to `to_rps` at `end`, flat outside.
+    Ramp {
+        /// Rate up to `start`.
+        from_rps: f64,
+        /// Rate from `end`.
+        to_rps: f64,
+        /// Start of the ramp.
+        start: SimTime,
+        /// End of the ramp.
+        end: SimTime,
+    },
+    /// Linear interpolation between points (a recorded traffic curve).
+    Table(Vec<RatePoint>),
+}
+
+/// A rate at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatePoint {
+    /// When.
+    pub at: SimTime,
+    /// Requests per second.
+    pub rps: f64,
+}
+
+/// Links: a default for every edge, overridable per caller -> service.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinksConfig {
+    /// Every edge without an override.
+    #[serde(default)]
+    pub default: LinkConfig,
+    /// Overrides; `from` is a service or a client name.
+    #[serde(default)]
+    pub edges: Vec<EdgeLink>,
+}
+
+/// One-way latency and loss of a link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkConfig {
+    /// One-way latency.
+    pub latency: Distribution,
+    /// Probability that a request is lost (its caller times out).
+    #[serde(default)]
+    pub loss: f64,
+}
+
+impl Default for LinkConfig {
+    /// 500 us one way, no loss: a data-centre hop.
+    fn default() -> Self {
+        LinkConfig { latency: Distribution::Constant { value: SimDuration::from_micros(500) }, loss: 0.0 }
+    }
+}
+
+/// A link override for one caller -> service edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeLink {
+    /// The caller: a service or a client name.
+    pub from: String,
+    /// The service called.
+    pub to: String,
+    /// The link.
+    pub link: LinkConfig,
+}
+
+/// A fault active over `[from, until)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultConfig {
+    /// The service it hits.
+    pub target: String,
+    /// One replica only (by index), or all.
+    #[serde(default)]
+    pub replica: Option<u32>,
+    /// Start.
+    pub from: SimTime,
+    /// End (the service heals then).
+    pub until: SimTime,
+    /// What goes wrong.
+    pub kind: FaultKind,
+}
+
+/// What a fault does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultKind {
+    /// Connections are refused at once.
+    Crash,
+    /// Requests are accepted and never answered.
+    Hang,
+    /// Compute steps take `factor` times longer plus `added`.
+    Slow {
+        /// Added to every compute step.
+        #[serde(default)]
+        added: SimDuration,
+        /// Multiplies every compute step (default 1).
+        #[serde(default = "factor_one")]
+        factor: f64,
+    },
+    /// Requests fail at once with this probability and status.
+    Errors(ErrorRate),
+    /// `workers` workers (or concurrency slots) are gone.
+    CapacityLoss {
+        /// How many.
+        workers: u32,
+    },
+    /// Requests from `from` (a service or client) never arrive.
+    Partition {
+        /// The caller cut off.
+        from: String,
+    },
+}
+
+fn factor_one() -> f64 {
+    1.0
+}
+
+fn probability(p: f64, field: &str) -> Result<(), ConfigError> {
+    ensure(p.is_finite() && (0.0..=1.0).contains(&p), field, "must be between 0 and 1")
+}
+
+fn rate(rps: f64, field: &str) -> Result<(), ConfigError> {
+    ensure(rps.is_finite() && (0.0..=10_000_000.0).contains(&rps), field, "must be between 0 and 10000000 per second")
+}
+
+fn count_at_most(len: usize, field: &str) -> Result<(), ConfigError> {
+    ensure(len <= ITEMS_MAX, field, "must hold at most 1024 items")
+}
+
+impl Scenario {
+    /// Checks every field and every reference; the first problem, with its
+    /// field path.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        ensure(!self.duration.is_zero(), "duration", "must be greater than 0")?;
+        ensure(self.duration <= SimDuration::from_secs(30 * 24 * 3600), "duration", "must be at most 30 days")?;
+        ensure(self.drain <= SimDuration::from_secs(24 * 3600), "drain", "must be at most 1 day")?;
+        stormglass_core::timeline::Buckets::new(self.bucket_width, self.duration + self.drain)?;
+        ensure(self.limits.events_max > 0, "limits.events_max", "must be at least 1")?;
+        ensure(self.limits.in_flight_max > 0, "limits.in_flight_max", "must be at least 1")?;
+        ensure(!self.services.is_empty(), "services", "must define at least one service")?;
+        count_at_most(self.services.len(), "services")?;
+        for (name, service) in &self.services {
+            service.validate(self).map_err(|e| e.within(&format!("services.{name}")))?;
+        }
+        ensure(!self.clients.is_empty(), "clients", "must define at least one client")?;
+        count_at_most(self.clients.len(), "clients")?;
+        for (index, client) in self.clients.iter().enumerate() {
+            client.validate(self).map_err(|e| e.within(&format!("clients[{index}]")))?;
+        }
+        self.links.default.validate().map_err(|e| e.within("links.default"))?;
+        count_at_most(self.links.edges.len(), "links.edges")?;
+        for (index, edge) in self.links.edges.iter().enumerate() {
+            let at = format!("links.edges[{index}]");
+            ensure(self.is_caller(&edge.from), "from", "is neither a service nor a client")
+                .map_err(|e| e.within(&at))?;
+            self.service_ref(&edge.to, "to").map_err(|e| e.within(&at))?;
+            edge.link.validate().map_err(|e| e.within(&format!("{at}.link")))?;
+        }
+        count_at_most(self.faults.len(), "faults")?;
+        for (index, fault) in self.faults.iter().enumerate() {
+            fault.validate(self).map_err(|e| e.within(&format!("faults[{index}]")))?;
+        }
+        self.check_acyclic()
+    }
+
+    fn service_ref(&self, name: &str, field: &str) -> Result<&ServiceConfig, ConfigError> {
+        self.services.get(name).ok_or_else(|| ConfigError::new(field, format!("no service named {name:?}")))
+    }
+
+    fn is_caller(&self, name: &str) -> bool {
+        self.services.contains_key(name) || self.clients.iter().any(|c| c.name == name)
+    }
+
+    /// A call graph with a cycle would recurse without end under load.
+    fn check_acyclic(&self) -> Result<(), ConfigError> {
+        // Depth-first search over services; 0 unvisited, 1 on the stack, 2 done.
+        fn visit(
+            scenario: &Scenario,
+            name: &str,
+            marks: &mut BTreeMap<String, u8>,
+            path: &mut Vec<String>,
+        ) -> Result<(), ConfigError> {
+            match marks.get(name) {
+                Some(2) => return Ok(()),
+                Some(1) => {
+                    path.push(name.to_string());
+                    return Err(ConfigError::new(
+                        format!("services.{}", path[0]),
+                        format!("dependencies form a cycle: {}", path.join(" -> ")),
+                    ));
+                }
+                _ => {}
+            }
+            marks.insert(name.to_string(), 1);
+            path.push(name.to_string());
+            if let Some(service) = scenario.services.get(name) {
+                for dependency in service.dependencies.values() {
+                    visit(scenario, &dependency.service, marks, path)?;
+                }
+            }
+            path.pop();
+            marks.insert(name.to_string(), 2);
+            Ok(())
+        }
+        let mut marks = BTreeMap::new();
+        for name in self.services.keys() {
+            visit(self, name, &mut marks, &mut Vec::new())?;
+        }
+        Ok(())
+    }
+}
+
+impl ServiceConfig {
+    fn validate(&self, scenario: &Scenario) -> Result<(), ConfigError> {
+        let (slots, queue) = self.execution.capacity();
+        let kind = match self.execution {
+            Execution::ThreadPool { .. } => "execution.thread_pool",
+            Execution::Async { .. } => "execution.async",
+        };
+        let slots_field = match self.execution {
+            Execution::ThreadPool { .. } => "workers",
+            Execution::Async { .. } => "concurrency_max",
+        };
+        ensure(slots >= 1, slots_field, "must be at least 1").map_err(|e| e.within(kind))?;
+        ensure(slots <= CAPACITY_MAX, slots_field, "must be at most 1048576").map_err(|e| e.within(kind))?;
+        ensure(queue <= CAPACITY_MAX, "queue_capacity", "must be at most 1048576").map_err(|e| e.within(kind))?;
+        ensure((1..=REPLICAS_MAX).contains(&self.replicas), "replicas", "must be between 1 and 1024")?;
+        ensure(
+            self.contention.is_finite() && (0.0..=100.0).contains(&self.contention),
+            "contention",
+            "must be between 0 and 100",
+        )?;
+        ensure(!self.routes.is_empty(), "routes", "must define at least one route")?;
+        count_at_most(self.routes.len(), "routes")?;
+        count_at_most(self.dependencies.len(), "dependencies")?;
+        for (name, dependency) in &self.dependencies {
+            let at = format!("dependencies.{name}");
+            scenario.service_ref(&dependency.service, "service").map_err(|e| e.within(&at))?;
+            dependency.policy.validate().map_err(|e| e.within(&format!("{at}.policy")))?;
+        }
+        for (name, route) in &self.routes {
+            route.validate(self, scenario).map_err(|e| e.within(&format!("routes.{name}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl RouteConfig {
+    fn validate(&self, service: &ServiceConfig, scenario: &Scenario) -> Result<(), ConfigError> {
+        count_at_most(self.steps.len(), "steps")?;
+        for (index, step) in self.steps.iter().enumerate() {
+            let at = format!("steps[{index}]");
+            match step {
+                HandlerStep::Compute(dist) => dist.validate().map_err(|e| e.within(&format!("{at}.compute")))?,
+                HandlerStep::Call(call) => {
+                    call.validate(service, scenario).map_err(|e| e.within(&format!("{at}.call")))?
+                }
+                HandlerStep::Parallel(calls) => {
+                    ensure(!calls.is_empty(), "parallel", "must hold at least one call").map_err(|e| e.within(&at))?;
+                    count_at_most(calls.len(), "parallel").map_err(|e| e.within(&at))?;
+                    for (i, call) in calls.iter().enumerate() {
+                        call.validate(service, scenario).map_err(|e| e.within(&format!("{at}.parallel[{i}]")))?;
+                    }
+                }
+            }
+        }
+        if let Some(errors) = &self.errors {
+            errors.validate().map_err(|e| e.within("errors"))?;
+        }
+        Ok(())
+    }
+}
+
+impl CallConfig {
+    fn validate(&self, service: &ServiceConfig, scenario: &Scenario) -> Result<(), ConfigError> {
+        let dependency = service
+            .dependencies
+            .get(&self.dependency)
+            .ok_or_else(|| ConfigError::new("dependency", format!("no dependency named {:?}", self.dependency)))?;
+        let target = scenario.service_ref(&dependency.service, "dependency")?;
+        ensure(
+            target.routes.contains_key(&self.route),
+            "route",
+            &format!("service {:?} has no route {:?}", dependency.service, self.route),
+        )
+    }
+}
+
+impl ErrorRate {
+    fn validate(&self) -> Result<(), ConfigError> {
+        probability(self.probability, "probability")?;
+        ensure((100..=599).contains(&self.status), "status", "must be between 100 and 599")
+    }
+}
+
+impl LinkConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.latency.validate().map_err(|e| e.within("latency"))?;
+        probability(self.loss, "loss")
+    }
+}
+
+impl ClientConfig {
+    fn validate(&self, scenario: &Scenario) -> Result<(), ConfigError> {
+        ensure(!self.name.is_empty(), "name", "must not be empty")?;
+        let target = scenario.service_ref(&self.target, "target")?;
+        ensure(
+            self.rate.is_some() != self.closed_loop.is_some(),
+            "rate",
+            "exactly one of rate (open loop) and closed_loop must be given",
+        )?;
+        if let Some(profile) = &self.rate {
+            profile.validate().map_err(|e| e.within("rate"))?;
+        }
+        if let Some(closed) = &self.closed_loop {
+            ensure((1..=POPULATION_MAX).contains(&closed.users), "closed_loop.users", "must be between 1 and 1000000")?;
+            closed.think_time.validate().map_err(|e| e.within("closed_loop.think_time"))?;
+        }
+        ensure((1..=POPULATION_MAX).contains(&self.population), "population", "must be between 1 and 1000000")?;
+        ensure(!self.routes.is_empty(), "routes", "must name at least one route")?;
+        count_at_most(self.routes.len(), "routes")?;
+        for (index, weighted) in self.routes.iter().enumerate() {
+            let at = format!("routes[{index}]");
+            ensure(
+                target.routes.contains_key(&weighted.route),
+                "route",
+                &format!("service {:?} has no route {:?}", self.target, weighted.route),
+            )
+            .map_err(|e| e.within(&at))?;
+            ensure(weighted.weight.is_finite() && weighted.weight > 0.0, "weight", "must be greater than 0")
+                .map_err(|e| e.within(&at))?;
+        }
+        self.policy.validate().map_err(|e| e.within("policy"))
+    }
+}
+
+impl RateProfile {
+    fn validate(&self) -> Result<(), ConfigError> {
+        match self {
+            RateProfile::Constant { rps } => rate(*rps, "constant.rps"),
+            RateProfile::Spike { base, peak, width, .. } => {
+                rate(*base, "spike.base")?;
+                rate(*peak, "spike.peak")?;
+                ensure(!width.is_zero(), "spike.width", "must be greater than 0")
+            }
+            RateProfile::Ramp { from_rps, to_rps, start, end } => {
+                rate(*from_rps, "ramp.from_rps")?;
+                rate(*to_rps, "ramp.to_rps")?;
+                ensure(end > start, "ramp.end", "must be after start")
+            }
+            RateProfile::Steps(points) | RateProfile::Table(points) => {
+                let kind = if matches!(self, RateProfile::Steps(_)) { "steps" } else { "table" };
+                ensure(!points.is_empty(), kind, "must hold at least one point")?;
+                ensure(points.len() <= 100_000, kind, "must hold at most 100000 points")?;
+                for (index, point) in points.iter().enumerate() {
+                    rate(point.rps, "rps").map_err(|e| e.within(&format!("{kind}[{index}]")))?;
+                    if index > 0 {
+                        ensure(point.at > points[index - 1].at, "at", "must be after the previous point")
+                            .map_err(|e| e.within(&format!("{kind}[{index}]")))?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl FaultConfig {
+    fn validate(&self, scenario: &Scenario) -> Result<(), ConfigError> {
+        let target = scenario.service_ref(&self.target, "target")?;
+        if let Some(replica) = self.replica {
+            ensure(
+                replica < target.replicas,
+                "replica",
+                &format!("must be below the target's {} replicas", target.replicas),
+            )?;
+        }
+        ensure(self.until > self.from, "until", "must be after from")?;
+        match &self.kind {
+            FaultKind::Slow { factor, .. } => ensure(
+                factor.is_finite() && (0.0..=1_000_000.0).contains(factor),
+                "kind.slow.factor",
+                "must be between 0 and 1000000",
+            ),
+            FaultKind::Errors(errors) => errors.validate().map_err(|e| e.within("kind.errors")),
+            FaultKind::Partition { from } => {
+                ensure(scenario.is_caller(from), "kind.partition.from", "is neither a service nor a client")
+            }
+            FaultKind::Crash | FaultKind::Hang | FaultKind::CapacityLoss { .. } => Ok(()),
+        }
+    }
+}

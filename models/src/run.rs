@@ -1,0 +1,292 @@
+//! Running a scenario and turning the world's series into a [`Report`].
+//!
+//! ```
+//! use stormglass_models::config::Scenario;
+//! use stormglass_models::run::run;
+//!
+//! let scenario: Scenario = ron::from_str(r#"(
+//!     name: "one service",
+//!     duration: "10s",
+//!     services: {
+//!         "api": (
+//!             execution: thread_pool(workers: 4, queue_capacity: 10),
+//!             routes: { "GET /": (steps: [compute(Exponential(mean: "10ms"))]) },
+//!         ),
+//!     },
+//!     clients: [(name: "users", target: "api", rate: constant(rps: 100.0), routes: [(route: "GET /")])],
+//! )"#).unwrap();
+//! let report = run(&scenario).unwrap();
+//! let route = &report.routes["GET /"];
+//! assert!(route.arrivals > 900 && route.availability > 0.99);
+//! ```
+
+use std::collections::BTreeMap;
+
+use stormglass_core::error::ConfigError;
+use stormglass_core::sim::{Limits, SimError, Simulation, Stop};
+use stormglass_core::time::{SimDuration, SimTime};
+use stormglass_core::timeline::Timeline;
+use stormglass_patterns::breaker::BreakerState;
+use stormglass_patterns::fallback::FallbackReason;
+
+use crate::config::{FaultKind, Scenario};
+use crate::report::{
+    Cause, EdgeReport, FaultWindow, Report, RouteReport, ServiceReport, Summary, round6, time_to_recover,
+};
+use crate::world::{LimitHit, World, cause_index};
+
+/// Why a run could not produce a report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// The scenario breaks a rule.
+    #[error("invalid scenario: {0}")]
+    Config(#[from] ConfigError),
+    /// The engine stopped the run (event budget).
+    #[error("run stopped: {0}")]
+    Engine(#[from] SimError),
+    /// Too many requests alive at once.
+    #[error(
+        "run stopped: in-flight limit reached: {in_flight_max} requests and calls alive at t={at} (limit limits.in_flight_max)"
+    )]
+    InFlightLimit {
+        /// The limit.
+        in_flight_max: u32,
+        /// When it was reached.
+        at: SimTime,
+    },
+}
+
+/// Virtual time between progress reports and limit checks.
+const CHUNK: SimDuration = SimDuration::from_secs(1);
+
+/// Runs a scenario to its end (duration plus drain, or earlier when nothing
+/// is left to do) and reports.
+pub fn run(scenario: &Scenario) -> Result<Report, RunError> {
+    run_with_progress(scenario, &mut |_, _| {})
+}
+
+/// Like [`run`], calling `progress(now, end)` after each second of virtual time.
+pub fn run_with_progress(scenario: &Scenario, progress: &mut dyn FnMut(SimTime, SimTime)) -> Result<Report, RunError> {
+    scenario.validate()?;
+    let limits = Limits { events_max: scenario.limits.events_max, time_max: SimTime::MAX };
+    let mut sim = Simulation::new(World::new(scenario)).with_limits(limits);
+    sim.with_context(|world, ctx| world.start(ctx, scenario));
+    let end = SimTime::ZERO + scenario.duration + scenario.drain;
+    let mut t = SimTime::ZERO;
+    while t < end {
+        t = (t + CHUNK).min(end);
+        let stop = sim.run_until(t)?;
+        if let Some(LimitHit::InFlight { in_flight_max, at }) = sim.model().limit_hit {
+            return Err(RunError::InFlightLimit { in_flight_max, at });
+        }
+        progress(t, end);
+        if stop == Stop::Idle && t >= SimTime::ZERO + scenario.duration {
+            break;
+        }
+    }
+    let events = sim.events_handled();
+    let now = sim.now();
+    let mut world = sim.into_model();
+    Ok(build_report(scenario, &mut world, now, events))
+}
+
+fn fault_word(kind: &FaultKind) -> &'static str {
+    match kind {
+        FaultKind::Crash => "crash",
+        FaultKind::Hang => "hang",
+        FaultKind::Slow { .. } => "slow",
+        FaultKind::Errors(_) => "errors",
+        FaultKind::CapacityLoss { .. } => "capacity_loss",
+        FaultKind::Partition { .. } => "partition",
+    }
+}
+
+fn reason_name(reason: FallbackReason) -> &'static str {
+    match reason {
+        FallbackReason::BreakerOpen => "breaker_open",
+        FallbackReason::Timeout => "timeout",
+        FallbackReason::Rejected => "rejected",
+        FallbackReason::Error => "error",
+    }
+}
+
+fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u64) -> Report {
+    let buckets = world.buckets;
+    let faults: Vec<FaultWindow> = scenario
+        .faults
+        .iter()
+        .map(|f| FaultWindow {
+            target: f.target.clone(),
+            kind: fault_word(&f.kind).into(),
+            from: f.from,
+            until: f.until,
+        })
+        .collect();
+    let fault_span = faults.iter().map(|f| f.from).min().zip(faults.iter().map(|f| f.until).max());
+    let duration_secs = scenario.duration.as_secs_f64();
+
+    let mut routes = BTreeMap::new();
+    for client in &world.clients {
+        for series in &client.route_series {
+            let mut timeline = Timeline::new(buckets);
+            timeline.insert_counts("arrivals", &series.arrivals);
+            timeline.insert_counts("ok", &series.ok);
+            timeline.insert_counts("degraded", &series.degraded);
+            let mut failed = BTreeMap::new();
+            for cause in Cause::ALL {
+                let counts = &series.failed[cause_index(cause)];
+                if counts.total() > 0 {
+                    failed.insert(cause, counts.total());
+                    timeline.insert_counts(&format!("failed_{}", cause.name()), counts);
+                }
+            }
+            timeline.insert_latency("latency", &series.latency);
+            let arrivals = series.arrivals.total();
+            let good = series.ok.total() + series.degraded.total();
+            let goodput: Vec<u64> =
+                series.ok.counts().iter().zip(series.degraded.counts()).map(|(a, b)| a + b).collect();
+            // Over the requests that ended in the fault window: good / ended.
+            let availability_during_faults = fault_span.map(|(from, until)| {
+                let (first, last) =
+                    (buckets.index(from), buckets.index(until.saturating_sub(SimDuration::from_nanos(1))));
+                let good: u64 = goodput[first..=last].iter().sum();
+                let failed: u64 = series.failed.iter().map(|f| f.counts()[first..=last].iter().sum::<u64>()).sum();
+                round6(if good + failed == 0 { 1.0 } else { good as f64 / (good + failed) as f64 })
+            });
+            routes.insert(
+                series.name.clone(),
+                RouteReport {
+                    arrivals,
+                    ok: series.ok.total(),
+                    degraded: series.degraded.total(),
+                    failed,
+                    in_flight_at_end: series.in_flight,
+                    availability: round6(if arrivals == 0 { 1.0 } else { good as f64 / arrivals as f64 }),
+                    availability_during_faults,
+                    goodput_rps: round6(good as f64 / duration_secs),
+                    latency: series.latency_total.summary(),
+                    time_to_recover: fault_span.and_then(|(from, until)| {
+                        time_to_recover(&goodput, buckets.width, from, until, scenario.duration)
+                    }),
+                    timeline,
+                },
+            );
+        }
+    }
+
+    let mut services = BTreeMap::new();
+    let mut edges = BTreeMap::new();
+    let mut fallbacks_by_reason: BTreeMap<String, u64> = BTreeMap::new();
+    let mut first_open: Option<SimTime> = None;
+    let mut breaker_transitions = 0;
+    for service in &mut world.services {
+        let series = &service.series;
+        let mut timeline = Timeline::new(buckets);
+        timeline.insert_counts("arrivals", &series.arrivals);
+        timeline.insert_counts("answered", &series.answered);
+        timeline.insert_counts("rejected_queue_full", &series.rejected_queue_full);
+        timeline.insert_counts("lost_to_faults", &series.lost_to_faults);
+        timeline.insert_gauge("queue_length", &series.queue_length, end);
+        timeline.insert_gauge("busy", &series.busy, end);
+        timeline.insert_latency("latency", &series.latency);
+        services.insert(
+            service.name.clone(),
+            ServiceReport {
+                arrivals: series.arrivals.total(),
+                answered: series.answered.total(),
+                rejected_queue_full: series.rejected_queue_full.total(),
+                lost_to_faults: series.lost_to_faults.total(),
+                latency: series.latency_total.summary(),
+                timeline,
+            },
+        );
+        for dependency in &mut service.dependencies {
+            // Book a breaker that would now read half-open, so the timeline
+            // shows where it stands at the end.
+            let stats = dependency.policy.stats();
+            let s = &dependency.series;
+            let mut timeline = Timeline::new(buckets);
+            timeline.insert_counts("calls", &s.calls);
+            timeline.insert_counts("attempts", &s.attempts);
+            timeline.insert_counts("retries", &s.retries);
+            timeline.insert_counts("ok", &s.ok);
+            timeline.insert_counts("fallbacks", &s.fallbacks);
+            timeline.insert_counts("failed", &s.failed);
+            timeline.insert_counts("rejected_circuit_open", &s.rejected_circuit_open);
+            timeline.insert_counts("rejected_bulkhead_full", &s.rejected_bulkhead_full);
+            if dependency.policy.breaker_state().is_some() {
+                timeline.insert_gauge("breaker_state", &s.breaker_state, end);
+            }
+            let fallback_stats = dependency.policy.fallback_stats();
+            let mut by_reason = BTreeMap::new();
+            for reason in FallbackReason::ALL {
+                let n = fallback_stats.served_for(reason);
+                if n > 0 {
+                    by_reason.insert(reason_name(reason).to_string(), n);
+                    *fallbacks_by_reason.entry(reason_name(reason).to_string()).or_default() += n;
+                }
+            }
+            if let Some((from, _)) = fault_span {
+                let opened = dependency.transitions.iter().find(|t| t.at >= from && t.to == BreakerState::Open);
+                if let Some(t) = opened {
+                    first_open = Some(first_open.map_or(t.at, |f: SimTime| f.min(t.at)));
+                }
+            }
+            breaker_transitions += dependency.transitions.len() as u64 + dependency.transitions_dropped;
+            edges.insert(
+                format!("{} -> {}", service.name, dependency.name),
+                EdgeReport {
+                    stats,
+                    attempts_per_call: round6(if stats.calls == 0 {
+                        0.0
+                    } else {
+                        stats.attempts as f64 / stats.calls as f64
+                    }),
+                    fallbacks_by_reason: by_reason,
+                    transitions: dependency.transitions.clone(),
+                    transitions_dropped: dependency.transitions_dropped,
+                    timeline,
+                },
+            );
+        }
+    }
+
+    let requests: u64 = routes.values().map(|r| r.arrivals).sum();
+    let ok: u64 = routes.values().map(|r| r.ok).sum();
+    let degraded: u64 = routes.values().map(|r| r.degraded).sum();
+    let mut failed: BTreeMap<Cause, u64> = BTreeMap::new();
+    for route in routes.values() {
+        for (cause, n) in &route.failed {
+            *failed.entry(*cause).or_default() += n;
+        }
+    }
+    let time_to_recover = if fault_span.is_some() {
+        // The slowest route decides; a route that never recovered makes it none.
+        routes.values().map(|r| r.time_to_recover).collect::<Option<Vec<_>>>().and_then(|v| v.into_iter().max())
+    } else {
+        None
+    };
+    let summary = Summary {
+        requests,
+        ok,
+        degraded,
+        failed,
+        availability: round6(if requests == 0 { 1.0 } else { (ok + degraded) as f64 / requests as f64 }),
+        fallbacks_by_reason,
+        time_to_detect: fault_span.and_then(|(from, _)| first_open.map(|t| t - from)),
+        time_to_recover,
+        breaker_transitions,
+    };
+    Report {
+        scenario: scenario.name.clone(),
+        seed: scenario.seed,
+        duration: scenario.duration,
+        end,
+        events,
+        faults,
+        routes,
+        services,
+        edges,
+        summary,
+    }
+}
