@@ -8,7 +8,7 @@
 //! ```
 //! use stormglass_models::config::Scenario;
 //!
-//! let scenario: Scenario = ron::from_str(r#"(
+//! let scenario = Scenario::from_ron(r#"(
 //!     name: "one service",
 //!     duration: "10s",
 //!     services: {
@@ -20,6 +20,9 @@
 //!     clients: [(name: "users", target: "api", rate: constant(rps: 100.0), routes: [(route: "GET /")])],
 //! )"#).unwrap();
 //! assert!(scenario.validate().is_ok());
+//!
+//! let typo = Scenario::from_ron("(name: \"x\", duraton: \"1s\")").unwrap_err();
+//! assert!(typo.to_string().starts_with("line 1, column 13: "), "{typo}");
 //!
 //! let mut broken = scenario.clone();
 //! broken.clients[0].target = "apy".into();
@@ -78,6 +81,32 @@ pub struct Scenario {
     /// Scheduled faults.
     #[serde(default)]
     pub faults: Vec<FaultConfig>,
+}
+
+/// A scenario text that does not parse, with where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct ParseError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What was wrong, as the RON parser says it.
+    pub message: String,
+}
+
+impl Scenario {
+    /// Parses a RON scenario. `Option` fields may be written bare (RON's
+    /// `implicit_some`), so `rate: constant(rps: 10.0)` needs no `Some(...)`.
+    /// Parsing does not validate: call [`Scenario::validate`] next.
+    pub fn from_ron(text: &str) -> Result<Scenario, ParseError> {
+        let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+        options.from_str(text).map_err(|e| ParseError {
+            line: e.span.start.line,
+            column: e.span.start.col,
+            message: e.code.to_string(),
+        })
+    }
 }
 
 fn default_drain() -> SimDuration {

@@ -6,6 +6,7 @@ pub mod profile;
 pub mod report;
 pub mod run;
 pub mod seed;
+pub mod story;
 mod world;
 
 pub use config::Scenario;

@@ -4,7 +4,7 @@
 //! use stormglass_models::config::Scenario;
 //! use stormglass_models::run::run;
 //!
-//! let scenario: Scenario = ron::from_str(r#"(
+//! let scenario = Scenario::from_ron(r#"(
 //!     name: "one service",
 //!     duration: "10s",
 //!     services: {

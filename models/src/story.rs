@@ -1,0 +1,129 @@
+//! The story of two runs side by side, in a few lines a person reads: a
+//! table of availability per route, then what failed and when, when the
+//! breakers moved, and how long recovery took.
+//!
+//! ```
+//! use stormglass_models::seed::{Variant, seed_cascade};
+//! use stormglass_models::{run, story};
+//!
+//! let mut short = seed_cascade(Variant::Unprotected);
+//! short.duration = "20s".parse().unwrap();
+//! short.faults.clear();
+//! let a = run(&short).unwrap();
+//! let text = story::compare("unprotected", &a, "unprotected again", &a);
+//! assert!(text.contains("GET /products"));
+//! ```
+
+use std::fmt::Write;
+
+use stormglass_core::time::SimTime;
+use stormglass_core::timeline::SeriesData;
+use stormglass_patterns::breaker::BreakerState;
+
+use crate::report::{Report, RouteReport};
+
+/// When a route first failed after `from`, if it did.
+fn first_failure(route: &RouteReport, from: SimTime) -> Option<SimTime> {
+    let buckets = route.timeline.buckets;
+    let start = buckets.index(from);
+    route
+        .timeline
+        .series
+        .iter()
+        .filter(|(name, _)| name.starts_with("failed_"))
+        .filter_map(|(_, data)| match data {
+            SeriesData::Counts(counts) => {
+                counts.iter().skip(start).position(|&n| n > 0).map(|i| buckets.start(start + i))
+            }
+            _ => None,
+        })
+        .min()
+}
+
+fn percent(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+fn optional_percent(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_string(), percent)
+}
+
+/// A side-by-side table and the story of two runs of the same routes.
+pub fn compare(label_a: &str, a: &Report, label_b: &str, b: &Report) -> String {
+    let mut out = String::new();
+    let fault_from = a.faults.iter().map(|f| f.from).min();
+    let _ = writeln!(out, "{} vs {} (seed {}, {} of traffic)", label_a, label_b, a.seed, a.duration);
+    for fault in &a.faults {
+        let _ = writeln!(out, "fault: {} {} from {} to {}", fault.target, fault.kind, fault.from, fault.until);
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{:<28} {:>22} {:>32}", "", label_a, label_b);
+    let _ = writeln!(
+        out,
+        "{:<28} {:>10} {:>11} {:>10} {:>11} {:>9}",
+        "route", "avail", "in fault", "avail", "in fault", "degraded"
+    );
+    for (name, route_a) in &a.routes {
+        let Some(route_b) = b.routes.get(name) else { continue };
+        let _ = writeln!(
+            out,
+            "{:<28} {:>10} {:>11} {:>10} {:>11} {:>9}",
+            name,
+            percent(route_a.availability),
+            optional_percent(route_a.availability_during_faults),
+            percent(route_b.availability),
+            optional_percent(route_b.availability_during_faults),
+            route_b.degraded
+        );
+    }
+    let _ = writeln!(out);
+    for (label, report) in [(label_a, a), (label_b, b)] {
+        let _ = writeln!(out, "{label}:");
+        if let Some(from) = fault_from {
+            let mut firsts: Vec<(SimTime, &str)> = report
+                .routes
+                .iter()
+                .filter_map(|(name, route)| first_failure(route, from).map(|t| (t, name.as_str())))
+                .collect();
+            firsts.sort();
+            if firsts.is_empty() {
+                let _ = writeln!(out, "  no route failed after the fault began");
+            }
+            for (t, name) in firsts {
+                let route = &report.routes[name];
+                let causes: Vec<String> = route.failed.iter().map(|(c, n)| format!("{} {n}", c.name())).collect();
+                let _ = writeln!(out, "  {name} first failed at {t} ({})", causes.join(", "));
+            }
+        }
+        for (edge, edge_report) in &report.edges {
+            for transition in &edge_report.transitions {
+                let word = match transition.to {
+                    BreakerState::Open => "opened",
+                    BreakerState::HalfOpen => "went half-open",
+                    BreakerState::Closed => "closed",
+                    BreakerState::ForcedOpen => "was forced open",
+                    BreakerState::Disabled => "was disabled",
+                };
+                let _ = writeln!(out, "  breaker {edge} {word} at {}", transition.at);
+            }
+            if !edge_report.fallbacks_by_reason.is_empty() {
+                let reasons: Vec<String> =
+                    edge_report.fallbacks_by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
+                let _ = writeln!(out, "  fallbacks on {edge}: {}", reasons.join(", "));
+            }
+        }
+        if let Some(detect) = report.summary.time_to_detect {
+            let _ = writeln!(out, "  time to detect (fault start -> first breaker open): {detect}");
+        }
+        match (report.faults.is_empty(), report.summary.time_to_recover) {
+            (true, _) => {}
+            (false, Some(recover)) => {
+                let _ = writeln!(out, "  time to recover (fault end -> goodput within 5%): {recover}");
+            }
+            (false, None) => {
+                let _ = writeln!(out, "  goodput did not come back within 5% before the end of the run");
+            }
+        }
+    }
+    out
+}
