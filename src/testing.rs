@@ -1,0 +1,1 @@
+//! Helpers for users who test their own resilience settings with stormglass.
