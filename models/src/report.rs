@@ -220,8 +220,9 @@ pub(crate) fn time_to_recover(
     duration: SimDuration,
 ) -> Option<SimDuration> {
     let bucket = |t: SimTime| (t.as_nanos() / width.as_nanos()) as usize;
-    // Skip the first bucket: a run starts empty.
-    let before = &goodput[1.min(goodput.len())..bucket(fault_start).min(goodput.len())];
+    // Skip the first bucket (a run starts empty) unless nothing else precedes the fault.
+    let before_end = bucket(fault_start).min(goodput.len());
+    let before = &goodput[1.min(before_end)..before_end];
     if before.is_empty() {
         return None;
     }
@@ -254,5 +255,8 @@ mod tests {
         // Never back: none.
         let flat = [100, 100, 100, 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(time_to_recover(&flat, s, SimTime::from_secs(3), SimTime::from_secs(4), s.saturating_mul(10)), None);
+        // A fault from time zero has no level before it to return to.
+        assert_eq!(time_to_recover(&flat, s, SimTime::ZERO, SimTime::from_secs(4), s.saturating_mul(10)), None);
+        assert_eq!(time_to_recover(&[], s, SimTime::ZERO, SimTime::from_secs(4), s.saturating_mul(10)), None);
     }
 }

@@ -1,0 +1,215 @@
+//! What each modelling feature does, on small scenarios: faults, execution
+//! models, replicas, handlers, clients, and the validation of bad input.
+
+use stormglass_models::report::{Cause, Report};
+use stormglass_models::{Scenario, run};
+
+/// A client `users` at `rps` on route "r" of service "api" (with `api` and
+/// `extra` pasted into the services map and `faults` into the faults list).
+fn scenario(rps: f64, api: &str, extra: &str, faults: &str, client_policy: &str) -> Scenario {
+    let text = format!(
+        r#"(
+            name: "t", seed: 1, duration: "20s", drain: "40s",
+            links: (default: (latency: Constant(value: "1ms"))),
+            services: {{ "api": {api}, {extra} }},
+            clients: [(name: "users", target: "api", rate: constant(rps: {rps:.1}), routes: [(route: "r")],
+                       policy: {client_policy})],
+            faults: [{faults}],
+        )"#
+    );
+    let scenario = Scenario::from_ron(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    scenario.validate().unwrap_or_else(|e| panic!("{e}"));
+    scenario
+}
+
+const SIMPLE: &str = r#"(execution: thread_pool(workers: 4, queue_capacity: 100),
+    routes: { "r": (steps: [compute(Constant(value: "10ms"))]) })"#;
+
+fn failed(report: &Report, cause: Cause) -> u64 {
+    report.routes["r"].failed.get(&cause).copied().unwrap_or(0)
+}
+
+#[test]
+fn a_crash_refuses_connections_at_once_and_heals() {
+    let s = scenario(100.0, SIMPLE, "", r#"(target: "api", from: "5s", until: "10s", kind: crash)"#, "()");
+    let r = run(&s).unwrap();
+    let refused = failed(&r, Cause::Refused);
+    // ~500 arrivals in the 5 s window, all refused, none elsewhere.
+    assert!((400..600).contains(&refused), "{refused}");
+    assert_eq!(r.routes["r"].failed.len(), 1);
+    // Refusals are fast: the p99 over the run stays at one service time + links.
+    assert!(r.routes["r"].latency.max.as_millis() < 20);
+    assert_eq!(r.services["api"].lost_to_faults, refused);
+}
+
+#[test]
+fn a_partition_ends_in_the_connect_timeout_not_the_read_timeout() {
+    let policy = r#"(timeout: (connect: "2s", read: "7s", write: None, pool: None))"#;
+    let partition = r#"(target: "api", from: "5s", until: "6s", kind: partition(from: "users"))"#;
+    let r = run(&scenario(100.0, SIMPLE, "", partition, policy)).unwrap();
+    let timeouts = failed(&r, Cause::Timeout);
+    assert!((50..150).contains(&timeouts), "{timeouts}");
+    // The slowest answer is a connect timeout: 2 s, not 7 s.
+    let max = r.routes["r"].latency.max.as_secs_f64();
+    assert!((1.99..2.01).contains(&max), "{max}");
+}
+
+#[test]
+fn a_hang_holds_callers_until_their_read_timeout() {
+    let policy = r#"(timeout: (connect: "2s", read: "7s", write: None, pool: None))"#;
+    let hang = r#"(target: "api", from: "5s", until: "6s", kind: hang)"#;
+    let r = run(&scenario(100.0, SIMPLE, "", hang, policy)).unwrap();
+    let max = r.routes["r"].latency.max.as_secs_f64();
+    assert!((7.0..7.01).contains(&max), "{max}");
+    assert!((50..150).contains(&failed(&r, Cause::Timeout)));
+}
+
+#[test]
+fn an_error_fault_fails_its_share() {
+    let errors = r#"(target: "api", from: "0s", until: "20s", kind: errors((probability: 0.25, status: 503)))"#;
+    let r = run(&scenario(200.0, SIMPLE, "", errors, "()")).unwrap();
+    let share = failed(&r, Cause::ErrorStatus) as f64 / r.routes["r"].arrivals as f64;
+    // 4000 arrivals: sd of the share is ~0.007.
+    assert!((share - 0.25).abs() < 0.03, "{share}");
+}
+
+#[test]
+fn capacity_loss_and_slowness_build_a_queue_then_heal() {
+    // 4 workers x 10 ms serve 400/s; at 300/s losing 2 workers overloads it.
+    let loss = r#"(target: "api", from: "5s", until: "10s", kind: capacity_loss(workers: 2))"#;
+    let r = run(&scenario(300.0, SIMPLE, "", loss, "()")).unwrap();
+    assert!(failed(&r, Cause::QueueFull) > 100, "{:?}", r.routes["r"].failed);
+    let slow = r#"(target: "api", from: "5s", until: "10s", kind: slow(factor: 3.0))"#;
+    let r = run(&scenario(100.0, SIMPLE, "", slow, "()")).unwrap();
+    assert_eq!(r.routes["r"].failed.len(), 0);
+    assert!(r.routes["r"].latency.max.as_millis() >= 30);
+}
+
+#[test]
+fn replicas_share_the_load_by_balancer() {
+    for balancer in ["round_robin", "random", "least_outstanding", "power_of_two"] {
+        let api = format!(
+            r#"(execution: thread_pool(workers: 1, queue_capacity: 1000), replicas: 4, balancer: {balancer},
+                routes: {{ "r": (steps: [compute(Exponential(mean: "10ms"))]) }})"#
+        );
+        // 4 replicas x 1 worker x 10 ms serve 400/s; 200/s is fine only if
+        // the load is spread (one replica alone would be at 200%).
+        let r = run(&scenario(200.0, &api, "", "", "()")).unwrap();
+        assert_eq!(r.routes["r"].availability, 1.0, "{balancer}");
+        assert!(r.routes["r"].latency.p99.as_millis() < 500, "{balancer}: p99 {}", r.routes["r"].latency.p99);
+    }
+}
+
+#[test]
+fn parallel_calls_wait_for_the_slowest() {
+    let api = r#"(execution: thread_pool(workers: 50, queue_capacity: 100),
+        routes: { "r": (steps: [parallel([(dependency: "a", route: "x"), (dependency: "b", route: "x")])]) },
+        dependencies: { "a": (service: "fast"), "b": (service: "slow") })"#;
+    let extra = r#""fast": (execution: thread_pool(workers: 50), routes: { "x": (steps: [compute(Constant(value: "5ms"))]) }),
+        "slow": (execution: thread_pool(workers: 50), routes: { "x": (steps: [compute(Constant(value: "30ms"))]) })"#;
+    let r = run(&scenario(50.0, api, extra, "", "()")).unwrap();
+    // 30 ms of work plus two link crossings each way (client and call).
+    assert_eq!(r.routes["r"].latency.p50.as_millis(), 34);
+}
+
+#[test]
+fn async_execution_keeps_no_thread_while_waiting() {
+    // Both call a dependency that hangs for 10 s. With threads, 4 workers
+    // are soon all waiting and the queue overflows; async keeps accepting.
+    let extra =
+        r#""dep": (execution: thread_pool(workers: 100), routes: { "x": (steps: [compute(Constant(value: "1ms"))]) })"#;
+    let hang = r#"(target: "dep", from: "5s", until: "15s", kind: hang)"#;
+    let policy = r#"(timeout: (connect: None, read: "1s", write: None, pool: None))"#;
+    let make = |execution: &str| {
+        format!(
+            r#"(execution: {execution}, routes: {{ "r": (steps: [call((dependency: "d", route: "x", required: false))]) }},
+                dependencies: {{ "d": (service: "dep", policy: {policy}) }})"#
+        )
+    };
+    let threads =
+        run(&scenario(100.0, &make("thread_pool(workers: 4, queue_capacity: 10)"), extra, hang, "()")).unwrap();
+    let event_loop =
+        run(&scenario(100.0, &make("async(concurrency_max: 4, queue_capacity: 10)"), extra, hang, "()")).unwrap();
+    assert!(failed(&threads, Cause::QueueFull) > 500, "{:?}", threads.routes["r"].failed);
+    assert_eq!(event_loop.routes["r"].failed.len(), 0, "{:?}", event_loop.routes["r"].failed);
+    // The optional call failed: answered, but degraded.
+    assert!(event_loop.routes["r"].degraded > 500);
+}
+
+#[test]
+fn closed_loop_users_wait_then_think() {
+    let text = r#"(
+        name: "closed", duration: "20s", drain: "5s",
+        links: (default: (latency: Constant(value: "0s"))),
+        services: { "api": (execution: thread_pool(workers: 100), routes: { "r": (steps: [compute(Constant(value: "100ms"))]) }) },
+        clients: [(name: "users", target: "api", closed_loop: (users: 10, think_time: Constant(value: "900ms")), routes: [(route: "r")])],
+    )"#;
+    let r = run(&Scenario::from_ron(text).unwrap()).unwrap();
+    // Each user cycles every 1 s: ~10 users x 20 s.
+    let arrivals = r.routes["r"].arrivals;
+    assert!((190..=210).contains(&arrivals), "{arrivals}");
+}
+
+#[test]
+fn lifo_serves_the_newest_first_under_overload() {
+    let make = |discipline: &str| {
+        format!(
+            r#"(execution: thread_pool(workers: 1, queue_capacity: 10000, discipline: {discipline}),
+                routes: {{ "r": (steps: [compute(Constant(value: "12ms"))]) }})"#
+        )
+    };
+    // 100/s of 12 ms on one worker: overloaded (120%), the queue grows.
+    let fifo = run(&scenario(100.0, &make("fifo"), "", "", "()")).unwrap();
+    let lifo = run(&scenario(100.0, &make("lifo"), "", "", "()")).unwrap();
+    assert!(lifo.routes["r"].latency.p50 < fifo.routes["r"].latency.p50);
+    assert!(lifo.routes["r"].latency.max > fifo.routes["r"].latency.max);
+}
+
+fn check_invalid(text: &str, expect: &str) {
+    let scenario = Scenario::from_ron(text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(scenario.validate().unwrap_err().to_string(), expect);
+    assert!(run(&scenario).unwrap_err().to_string().ends_with(expect));
+}
+
+#[test]
+fn bad_scenarios_name_the_field_and_the_rule() {
+    let base = |services: &str, clients: &str| {
+        format!(r#"(name: "bad", duration: "1s", services: {{ {services} }}, clients: [{clients}])"#)
+    };
+    let ok_service = r#""api": (execution: thread_pool(workers: 1), routes: { "r": (steps: []) })"#;
+    let ok_client = r#"(name: "u", target: "api", rate: constant(rps: 1.0), routes: [(route: "r")])"#;
+    check_invalid(
+        &base(r#""api": (execution: thread_pool(workers: 0), routes: { "r": (steps: []) })"#, ok_client),
+        "services.api.execution.thread_pool.workers: must be at least 1",
+    );
+    check_invalid(
+        &base(ok_service, r#"(name: "u", target: "api", rate: constant(rps: 1.0), routes: [(route: "nope")])"#),
+        "clients[0].routes[0].route: service \"api\" has no route \"nope\"",
+    );
+    check_invalid(
+        &base(
+            r#""api": (execution: thread_pool(workers: 1), routes: { "r": (steps: [call((dependency: "db", route: "q"))]) })"#,
+            ok_client,
+        ),
+        "services.api.routes.r.steps[0].call.dependency: no dependency named \"db\"",
+    );
+    check_invalid(
+        &base(
+            r#""api": (execution: thread_pool(workers: 1), routes: { "r": (steps: []) }, dependencies: { "me": (service: "api") })"#,
+            ok_client,
+        ),
+        "services.api: dependencies form a cycle: api -> api",
+    );
+    let unknown = Scenario::from_ron(r#"(name: "x", duration: "1s", services: {}, clients: [], colour: "red")"#);
+    assert!(unknown.unwrap_err().to_string().contains("colour"));
+    let bad_duration = Scenario::from_ron(r#"(name: "x", duration: "1 fortnight", services: {}, clients: [])"#);
+    assert!(bad_duration.unwrap_err().to_string().contains("\"1 fortnight\""));
+}
+
+#[test]
+fn the_in_flight_limit_ends_a_runaway_with_an_error_naming_it() {
+    let mut s = scenario(1000.0, SIMPLE, "", r#"(target: "api", from: "1s", until: "20s", kind: hang)"#, "()");
+    s.limits.in_flight_max = 500;
+    let err = run(&s).unwrap_err().to_string();
+    assert!(err.contains("limits.in_flight_max"), "{err}");
+}
