@@ -60,12 +60,7 @@ impl AttemptOutcome {
     /// Timeouts, refused and reset connections: the network-level failures
     /// that are safe to retry for idempotent calls.
     pub fn is_network_failure(self) -> bool {
-        matches!(
-            self,
-            AttemptOutcome::Timeout
-                | AttemptOutcome::ConnectionRefused
-                | AttemptOutcome::ConnectionReset
-        )
+        matches!(self, AttemptOutcome::Timeout | AttemptOutcome::ConnectionRefused | AttemptOutcome::ConnectionReset)
     }
 
     /// Whether a local pattern refused the attempt before it was sent.
