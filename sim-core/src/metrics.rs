@@ -198,7 +198,9 @@ impl Histogram {
 
     /// Forgets every sample, keeping the allocation.
     pub fn clear(&mut self) {
-        self.counts.iter_mut().for_each(|c| *c = 0);
+        if self.count > 0 {
+            self.counts.iter_mut().for_each(|c| *c = 0);
+        }
         self.count = 0;
         self.sum_ns = 0;
         self.min_ns = 0;
@@ -231,32 +233,55 @@ impl Histogram {
     /// The `q`-quantile (nearest rank), `q` in `[0, 1]`; zero when empty.
     /// The value is the midpoint of its bucket, clamped to the observed range.
     pub fn percentile(&self, q: f64) -> SimDuration {
+        let mut out = [SimDuration::ZERO];
+        self.percentiles(&[q], &mut out);
+        out[0]
+    }
+
+    /// Several quantiles in one pass over the buckets; `qs` must be
+    /// non-decreasing. Writes one value per quantile into `out`.
+    pub fn percentiles(&self, qs: &[f64], out: &mut [SimDuration]) {
+        debug_assert_eq!(qs.len(), out.len());
+        debug_assert!(qs.windows(2).all(|w| w[0] <= w[1]), "quantiles must be sorted");
         if self.count == 0 {
-            return SimDuration::ZERO;
+            out.iter_mut().for_each(|o| *o = SimDuration::ZERO);
+            return;
         }
-        let q = if q.is_nan() { 1.0 } else { q.clamp(0.0, 1.0) };
-        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let rank = |q: f64| {
+            let q = if q.is_nan() { 1.0 } else { q.clamp(0.0, 1.0) };
+            ((q * self.count as f64).ceil() as u64).clamp(1, self.count)
+        };
+        let mut next = 0;
         let mut seen = 0;
         for (index, &count) in self.counts.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
             seen += count;
-            if seen >= rank {
+            while next < qs.len() && seen >= rank(qs[next]) {
                 let (low, width) = bucket_bounds(index);
                 let middle = low + (width - 1) / 2;
-                return SimDuration::from_nanos(middle.clamp(self.min_ns, self.max_ns));
+                out[next] = SimDuration::from_nanos(middle.clamp(self.min_ns, self.max_ns));
+                next += 1;
+            }
+            if next == qs.len() {
+                return;
             }
         }
-        self.max()
+        out[next..].iter_mut().for_each(|o| *o = self.max());
     }
 
     /// The usual percentiles, for reports.
     pub fn summary(&self) -> LatencySummary {
+        let mut p = [SimDuration::ZERO; 4];
+        self.percentiles(&[0.50, 0.90, 0.99, 0.999], &mut p);
         LatencySummary {
             count: self.count,
             mean: self.mean(),
-            p50: self.percentile(0.50),
-            p90: self.percentile(0.90),
-            p99: self.percentile(0.99),
-            p999: self.percentile(0.999),
+            p50: p[0],
+            p90: p[1],
+            p99: p[2],
+            p999: p[3],
             max: self.max(),
         }
     }
