@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use stormglass_core::metrics::LatencySummary;
 use stormglass_core::time::{SimDuration, SimTime};
-use stormglass_core::timeline::Timeline;
+use stormglass_core::timeline::{SeriesData, Timeline};
 use stormglass_patterns::breaker::Transition;
 use stormglass_patterns::pipeline::PolicyStats;
 
@@ -202,6 +202,63 @@ pub struct Summary {
     pub breaker_transitions: u64,
 }
 
+impl Report {
+    /// Every timeline in long CSV form, one row per (scope, name, series,
+    /// bucket): `scope,name,series,bucket_start_ms,value`. Gauges give
+    /// `<series>.mean` and `<series>.max` rows, latencies `<series>.count`,
+    /// `.p50_ns` and `.p99_ns` rows. Rows are in a fixed order.
+    ///
+    /// ```
+    /// use stormglass_models::seed::{Variant, seed_cascade};
+    ///
+    /// let mut scenario = seed_cascade(Variant::Protected);
+    /// scenario.duration = "5s".parse().unwrap();
+    /// let csv = stormglass_models::run(&scenario).unwrap().timelines_csv();
+    /// assert!(csv.starts_with("scope,name,series,bucket_start_ms,value\n"));
+    /// assert!(csv.contains("route,GET /products,arrivals,0,"));
+    /// ```
+    pub fn timelines_csv(&self) -> String {
+        let mut out = String::from("scope,name,series,bucket_start_ms,value\n");
+        let scopes = self
+            .routes
+            .iter()
+            .map(|(n, r)| ("route", n, &r.timeline))
+            .chain(self.services.iter().map(|(n, s)| ("service", n, &s.timeline)))
+            .chain(self.edges.iter().map(|(n, e)| ("edge", n, &e.timeline)));
+        for (scope, name, timeline) in scopes {
+            let name = csv_field(name);
+            let start_ms = |i: usize| timeline.buckets.start(i).as_nanos() / 1_000_000;
+            for (series, data) in &timeline.series {
+                let mut row = |suffix: &str, i: usize, value: String| {
+                    out.push_str(&format!("{scope},{name},{}{suffix},{},{value}\n", csv_field(series), start_ms(i)));
+                };
+                match data {
+                    SeriesData::Counts(counts) => {
+                        counts.iter().enumerate().for_each(|(i, c)| row("", i, c.to_string()));
+                    }
+                    SeriesData::Gauge { mean, max } => {
+                        mean.iter().enumerate().for_each(|(i, m)| row(".mean", i, round6(*m).to_string()));
+                        max.iter().enumerate().for_each(|(i, m)| row(".max", i, m.to_string()));
+                    }
+                    SeriesData::Latency(summaries) => {
+                        for (i, l) in summaries.iter().enumerate() {
+                            row(".count", i, l.count.to_string());
+                            row(".p50_ns", i, l.p50.as_nanos().to_string());
+                            row(".p99_ns", i, l.p99.as_nanos().to_string());
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
+}
+
 /// Rounds for stable bytes in reports.
 pub(crate) fn round6(x: f64) -> f64 {
     if x.is_finite() { (x * 1e6).round() / 1e6 } else { 0.0 }
@@ -241,6 +298,13 @@ pub(crate) fn time_to_recover(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_needed() {
+        assert_eq!(csv_field("GET /products"), "GET /products");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
 
     #[test]
     fn recovery_is_measured_from_the_fault_end_to_the_smoothed_return() {
