@@ -1,1 +1,0 @@
-//! Helpers for users who test their own resilience settings with stormglass.
