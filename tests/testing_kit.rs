@@ -9,15 +9,16 @@
 
 use std::sync::OnceLock;
 
+use proptest::prelude::{ProptestConfig, prop_assert, proptest};
 use proptest::strategy::Strategy;
-use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, RngSeed, TestError, TestRng, TestRunner};
 use stormglass::core::time::{SimDuration, SimTime};
 use stormglass::models::config::{FaultConfig, FaultKind, Scenario};
 use stormglass::models::seed::{ROUTE_ORDER, ROUTE_PRODUCTS, Variant, seed_cascade, seed_policy};
 use stormglass::models::{Report, run};
 use stormglass::testing::{
-    FailureReason, FaultBounds, Incident, KitError, PolicyBounds, SEED_ENV, ScenarioSource, SeedCheck, Snapshot, Swarm,
-    check_seeds, find_worst,
+    FailureReason, FaultBounds, Incident, KitError, PolicyBounds, RateBounds, SEED_ENV, ScenarioSource, SeedCheck,
+    Snapshot, Swarm, check_seeds, find_worst,
 };
 
 const PROPERTY_SEEDS: std::ops::Range<u64> = 0..200;
@@ -205,7 +206,11 @@ fn proptest_shrinks_to_a_minimal_hang_that_breaks_products() {
     assert!(products_availability_with(&minimal) < 0.99);
     let shorter = FaultConfig { until: minimal.until - SimDuration::from_millis(1), ..minimal.clone() };
     assert!(products_availability_with(&shorter) >= 0.99, "{length} is not minimal");
-    // A fraction of a second is enough (see the justification below).
+    // A fraction of a second is enough: user calls reach order at ~100/s and
+    // each one a hang swallows holds an order worker for the 30 s read
+    // timeout, so ~0.3 s of hang pins ~30 of order's 32 workers; the two
+    // left cannot carry the load, order's queue and then the gateway's
+    // workers fill, and /products fails for the next 30 s. (Found: 309 ms.)
     assert!(length < s("1s"), "{length}");
 }
 
@@ -269,4 +274,85 @@ fn swarm_finds_the_worst_schedule_of_the_protected_cascade_deterministically() {
     assert_eq!(worst.scenario, swarm.scenario(worst.seed));
     assert!(worst.metric < 1.0, "some fault hurt availability");
     eprintln!("worst seed {} availability {}: {:?}", worst.seed, worst.metric, worst.scenario.faults);
+}
+
+#[test]
+fn a_check_stops_at_the_first_failing_seed_and_counts_those_before() {
+    let mut tiny = short_cascade(Variant::Protected);
+    tiny.duration = s("2s");
+    tiny.drain = s("1s");
+    let error = SeedCheck::new()
+        .ignore_seed_env()
+        .run(&tiny, 100..110, |report: &Report| if report.seed == 104 { Err("seed 104 is cursed") } else { Ok(()) })
+        .unwrap_err();
+    let failure = error.seed_failure().expect("a seed failure");
+    assert_eq!((failure.seed, failure.passed_count, failure.seeds.clone()), (104, 4, 100..110));
+    assert!(error.to_string().contains("seed 104 failed: seed 104 is cursed\n  4 seeds of 100..110 passed before it"));
+}
+
+#[test]
+fn invalid_bounds_are_errors_naming_the_field() {
+    let empty_start = FaultBounds::new(&["user"], vec![FaultKind::Hang], t("20s")..=t("10s"), s("1s")..=s("2s"));
+    assert_eq!(
+        empty_start.strategy().map(|_| ()).unwrap_err().to_string(),
+        "invalid input: fault_bounds.start: must not be an empty range"
+    );
+    let unknown = FaultBounds::new(&["usr"], vec![FaultKind::Hang], t("1s")..=t("2s"), s("1s")..=s("2s"));
+    assert_eq!(
+        Swarm::new(short_cascade(Variant::Protected), unknown, 1..=1).unwrap_err().to_string(),
+        "invalid input: fault_bounds.targets[0]: names no service"
+    );
+    let zero_attempts = PolicyBounds { attempts_max: 0..=3, ..PolicyBounds::default() };
+    assert_eq!(
+        zero_attempts.strategy().map(|_| ()).unwrap_err().to_string(),
+        "invalid input: policy_bounds.attempts_max: must start at 1 or more"
+    );
+}
+
+fn fixed_config(cases: u32) -> ProptestConfig {
+    ProptestConfig { cases, rng_seed: RngSeed::Fixed(7), failure_persistence: None, ..ProptestConfig::default() }
+}
+
+proptest! {
+    #![proptest_config(fixed_config(64))]
+
+    /// Every generated rate profile and fault schedule makes a valid scenario.
+    #[test]
+    fn generated_profiles_and_schedules_are_valid(
+        rate in RateBounds { rps: 1..=400, horizon: s("60s") }.strategy().unwrap(),
+        faults in stormglass::testing::fault_schedule(
+            &FaultBounds::new(&["user", "product"], vec![FaultKind::Hang, FaultKind::Crash], t("0s")..=t("50s"), s("1ms")..=s("10s")),
+            0..=3,
+        ).unwrap(),
+        params in PolicyBounds::default().strategy().unwrap(),
+    ) {
+        let mut scenario = short_cascade(Variant::Protected);
+        scenario.clients[0].rate = Some(rate);
+        scenario.faults = faults;
+        let scenario = stormglass::testing::with_policy(&scenario, "order", "user", params.apply_to(&seed_policy())).unwrap();
+        prop_assert!(scenario.validate().is_ok(), "{:?}", scenario.validate());
+    }
+}
+
+proptest! {
+    #![proptest_config(fixed_config(8))]
+
+    /// A property over policy parameters: with any breaker threshold and read
+    /// timeout in these bounds (and the seed's bulkhead of 10), the protected
+    /// cascade keeps GET /products up while user hangs.
+    #[test]
+    fn products_stay_up_for_any_breaker_threshold_and_timeout_in_bounds(
+        params in PolicyBounds {
+            read_timeout: s("100ms")..=s("5s"),
+            attempts_max: 1..=3,
+            breaker_failure_threshold: 1..=20,
+            breaker_recovery: s("5s")..=s("60s"),
+            bulkhead_max_concurrent: 10..=10,
+        }.strategy().unwrap()
+    ) {
+        let scenario = short_cascade(Variant::Protected);
+        let scenario = stormglass::testing::with_policy(&scenario, "order", "user", params.apply_to(&seed_policy())).unwrap();
+        let report = run(&scenario).unwrap();
+        prop_assert!(products_stay_up_during_the_hang(&report).is_ok(), "{params:?}: {:?}", products_stay_up_during_the_hang(&report));
+    }
 }
