@@ -287,6 +287,14 @@ fn a_check_stops_at_the_first_failing_seed_and_counts_those_before() {
         .unwrap_err();
     let failure = error.seed_failure().expect("a seed failure");
     assert_eq!((failure.seed, failure.passed_count, failure.seeds.clone()), (104, 4, 100..110));
+    // Run in parallel chunks, the same seed is named, with the same message.
+    let parallel = SeedCheck::new()
+        .ignore_seed_env()
+        .run_parallel(&tiny, 100..110, 3, |report: &Report| {
+            if report.seed == 104 || report.seed == 105 { Err("seed 104 is cursed") } else { Ok(()) }
+        })
+        .unwrap_err();
+    assert_eq!(parallel.to_string(), error.to_string());
     assert!(error.to_string().contains("seed 104 failed: seed 104 is cursed\n  4 seeds of 100..110 passed before it"));
 }
 

@@ -285,6 +285,85 @@ impl SeedCheck {
     }
 }
 
+/// A seed's outcome in a parallel chunk: a pass, or why it failed and its report.
+type Outcome = Result<(), (FailureReason, Option<Box<Report>>)>;
+
+impl SeedCheck {
+    /// Like [`SeedCheck::run`], with seeds run on rayon's threads in chunks
+    /// of `chunk_size`; the result is the same as `run`'s: the lowest failing
+    /// seed of the first chunk that fails, with the count of seeds before it.
+    /// Each seed is still one single-threaded, deterministic run.
+    ///
+    /// ```
+    /// use stormglass::models::seed::{Variant, seed_cascade};
+    /// use stormglass::testing::SeedCheck;
+    ///
+    /// let mut scenario = seed_cascade(Variant::Protected);
+    /// scenario.duration = "2s".parse().unwrap();
+    /// scenario.drain = "1s".parse().unwrap();
+    /// let check = SeedCheck::new().ignore_seed_env();
+    /// let err = check.run_parallel(&scenario, 0..20, 8, |r| r.seed != 11 && r.seed != 13).unwrap_err();
+    /// assert_eq!(err.seed_failure().unwrap().seed, 11);
+    /// assert_eq!(err.seed_failure().unwrap().passed_count, 11);
+    /// ```
+    pub fn run_parallel<S, P, V>(
+        &self,
+        source: &S,
+        seeds: Range<u64>,
+        chunk_size: usize,
+        predicate: P,
+    ) -> Result<Passed, KitError>
+    where
+        S: ScenarioSource + Sync + ?Sized,
+        P: Fn(&Report) -> V + Sync,
+        V: Verdict,
+    {
+        use rayon::prelude::*;
+        let pinned = if self.ignore_env { None } else { pinned_seed()? };
+        if pinned.is_some() {
+            return self.run(source, seeds, predicate);
+        }
+        let count = seeds.end.saturating_sub(seeds.start);
+        if count > SEEDS_MAX {
+            return Err(stormglass_core::error::ConfigError::new("seeds", "must hold at most 1000000 seeds").into());
+        }
+        let chunk_size = chunk_size.max(1) as u64;
+        let mut start = seeds.start;
+        while start < seeds.end {
+            let end = start.saturating_add(chunk_size).min(seeds.end);
+            // Results come back in seed order, so the first error is the lowest seed.
+            let outcomes: Vec<(u64, Outcome)> = (start..end)
+                .into_par_iter()
+                .map(|seed| {
+                    let outcome = match stormglass_models::run(&source.scenario(seed)) {
+                        Err(error) => Err((FailureReason::Run(error), None)),
+                        Ok(report) => match predicate(&report).into_result() {
+                            Ok(()) => Ok(()),
+                            Err(why) => Err((FailureReason::Predicate(why), Some(Box::new(report)))),
+                        },
+                    };
+                    (seed, outcome)
+                })
+                .collect();
+            for (seed, outcome) in outcomes {
+                if let Err((reason, report)) = outcome {
+                    return Err(KitError::SeedFailed(Box::new(SeedFailure {
+                        seed,
+                        reason,
+                        seeds: seeds.clone(),
+                        passed_count: seed - seeds.start,
+                        pinned: false,
+                        replay: self.replay(seed),
+                        report,
+                    })));
+                }
+            }
+            start = end;
+        }
+        Ok(Passed { count, pinned: None })
+    }
+}
+
 /// [`SeedCheck::new`]`.run(...)`: checks `predicate` on the report of every
 /// seed of `seeds` (or the pinned one), stopping at the first failure.
 ///
