@@ -59,7 +59,7 @@ fn products_stay_up_during_the_hang(report: &Report) -> Result<(), String> {
 fn unprotected_check() -> Result<stormglass::testing::Passed, KitError> {
     SeedCheck::new()
         .test("unprotected_cascade_fails_the_property_at_a_replayable_seed")
-        .scenario_file("scenarios/seed-cascade-unprotected.ron")
+        .save_failing_scenario_in(env!("CARGO_TARGET_TMPDIR"))
         .run(&short_cascade(Variant::Unprotected), PROPERTY_SEEDS, products_stay_up_during_the_hang)
 }
 
@@ -107,12 +107,14 @@ fn the_failure_message_names_the_seed_and_both_replay_commands() {
         )),
         "{text}"
     );
-    assert!(
-        lines.contains(&&*format!(
-            "  replay the run:  stormglass run scenarios/seed-cascade-unprotected.ron --seed {seed}"
-        )),
-        "{text}"
+    // The CLI command names the failing scenario itself, saved as RON.
+    let file = format!(
+        "{}/unprotected_cascade_fails_the_property_at_a_replayable_seed-seed-{seed}.ron",
+        env!("CARGO_TARGET_TMPDIR")
     );
+    assert!(lines.contains(&&*format!("  replay the run:  stormglass run {file} --seed {seed}")), "{text}");
+    let saved = Scenario::from_ron(&std::fs::read_to_string(&file).expect("the saved scenario")).expect("it parses");
+    assert_eq!(saved, short_cascade(Variant::Unprotected).scenario(seed));
 }
 
 #[test]

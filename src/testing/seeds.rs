@@ -206,6 +206,7 @@ pub struct Passed {
 pub struct SeedCheck {
     test: Option<String>,
     scenario_file: Option<String>,
+    save_dir: Option<std::path::PathBuf>,
     ignore_env: bool,
 }
 
@@ -214,7 +215,7 @@ impl SeedCheck {
     /// the test), with no scenario file.
     pub fn new() -> Self {
         let test = std::thread::current().name().filter(|n| *n != "main").map(str::to_string);
-        SeedCheck { test, scenario_file: None, ignore_env: false }
+        SeedCheck { test, scenario_file: None, save_dir: None, ignore_env: false }
     }
 
     /// The test name the replay command filters on.
@@ -227,6 +228,56 @@ impl SeedCheck {
     pub fn scenario_file(mut self, path: &str) -> Self {
         self.scenario_file = Some(path.to_string());
         self
+    }
+
+    /// On a failure, writes the failing seed's scenario as RON into `dir`
+    /// (`<test>-seed-<seed>.ron`) and names that file in the CLI replay
+    /// command, so `stormglass run` replays the very scenario that failed.
+    /// In an integration test, `env!("CARGO_TARGET_TMPDIR")` is a good `dir`.
+    pub fn save_failing_scenario_in(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.save_dir = Some(dir.into());
+        self
+    }
+
+    /// The failure of `seed`, its scenario saved if asked.
+    #[allow(clippy::too_many_arguments)]
+    fn failure<S: ScenarioSource + ?Sized>(
+        &self,
+        source: &S,
+        seed: u64,
+        reason: FailureReason,
+        report: Option<Box<Report>>,
+        seeds: &Range<u64>,
+        passed_count: u64,
+        pinned: bool,
+    ) -> KitError {
+        let mut replay = self.replay(seed);
+        if let Some(dir) = &self.save_dir {
+            let name: String = self
+                .test
+                .as_deref()
+                .unwrap_or("check")
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+                .collect();
+            let path = dir.join(format!("{name}-seed-{seed}.ron"));
+            let text = ron::ser::to_string_pretty(&source.scenario(seed), ron::ser::PrettyConfig::default());
+            // A file that cannot be written leaves the command with the file the caller named.
+            if let Ok(text) = text
+                && std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, text)).is_ok()
+            {
+                replay.scenario_file = Some(path.display().to_string());
+            }
+        }
+        KitError::SeedFailed(Box::new(SeedFailure {
+            seed,
+            reason,
+            seeds: seeds.clone(),
+            passed_count,
+            pinned,
+            replay,
+            report,
+        }))
     }
 
     /// Runs the given seeds even when [`SEED_ENV`] is set (for a test that
@@ -261,17 +312,8 @@ impl SeedCheck {
         };
         let mut passed_count = 0;
         for seed in order {
-            let failure = |reason, report| {
-                KitError::SeedFailed(Box::new(SeedFailure {
-                    seed,
-                    reason,
-                    seeds: seeds.clone(),
-                    passed_count,
-                    pinned: pinned.is_some(),
-                    replay: self.replay(seed),
-                    report,
-                }))
-            };
+            let failure =
+                |reason, report| self.failure(source, seed, reason, report, &seeds, passed_count, pinned.is_some());
             let report = match stormglass_models::run(&source.scenario(seed)) {
                 Ok(report) => report,
                 Err(error) => return Err(failure(FailureReason::Run(error), None)),
@@ -347,15 +389,7 @@ impl SeedCheck {
                 .collect();
             for (seed, outcome) in outcomes {
                 if let Err((reason, report)) = outcome {
-                    return Err(KitError::SeedFailed(Box::new(SeedFailure {
-                        seed,
-                        reason,
-                        seeds: seeds.clone(),
-                        passed_count: seed - seeds.start,
-                        pinned: false,
-                        replay: self.replay(seed),
-                        report,
-                    })));
+                    return Err(self.failure(source, seed, reason, report, &seeds, seed - seeds.start, false));
                 }
             }
             start = end;
