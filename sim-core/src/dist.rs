@@ -4,7 +4,10 @@
 //! durations); [`Distribution::sampler`] checks it and builds a [`Sampler`]
 //! that draws [`SimDuration`]s. Sampling goes through `rand_distr` without
 //! `std_math`, so it uses `libm` and gives the same bytes on every platform
-//! (DESIGN.md, determinism rule 5).
+//! (DESIGN.md, determinism rule 5). The transcendental functions this module
+//! calls itself (`exp`, `log`, `pow`) come from `libm` too: `f64::exp` and
+//! friends call the platform's math library, whose last bits differ between
+//! systems, and those bits decide where a sample rounds to a nanosecond.
 //!
 //! ```
 //! use stormglass_core::dist::Distribution;
@@ -176,7 +179,7 @@ impl Distribution {
                 ensure(p99 > mean, "p99", "must be greater than mean")?;
                 let ratio = p99.as_secs_f64() / mean.as_secs_f64();
                 ensure(
-                    ratio.ln() <= Z_P99 * Z_P99 / 2.0,
+                    libm::log(ratio) <= Z_P99 * Z_P99 / 2.0,
                     "p99",
                     "must be at most 14.97 times mean (no log-normal has a larger p99/mean ratio)",
                 )
@@ -277,9 +280,9 @@ impl Distribution {
                 // mean = exp(mu + s^2/2) and p99 = exp(mu + z s) give
                 // s^2/2 - z s + ln(p99/mean) = 0; the smaller root is the one
                 // whose p99 lies above the mean for every ratio.
-                let log_ratio = (p99.as_secs_f64() / mean.as_secs_f64()).ln();
+                let log_ratio = libm::log(p99.as_secs_f64() / mean.as_secs_f64());
                 let sigma = Z_P99 - (Z_P99 * Z_P99 - 2.0 * log_ratio).max(0.0).sqrt();
-                (mean.as_secs_f64().ln() - sigma * sigma / 2.0, sigma)
+                (libm::log(mean.as_secs_f64()) - sigma * sigma / 2.0, sigma)
             }
             Distribution::LogNormalMuSigma { mu, sigma } => (*mu, *sigma),
             _ => (f64::NAN, f64::NAN),
@@ -296,7 +299,7 @@ impl Distribution {
             Distribution::Normal { mean, std_dev } => truncated_normal_moments(secs(*mean), secs(*std_dev)).0,
             Distribution::LogNormal { .. } | Distribution::LogNormalMuSigma { .. } => {
                 let (mu, sigma) = self.log_normal_mu_sigma();
-                (mu + sigma * sigma / 2.0).exp()
+                libm::exp(mu + sigma * sigma / 2.0)
             }
             Distribution::Pareto { scale, shape } => {
                 if *shape > 1.0 {
@@ -325,7 +328,7 @@ impl Distribution {
             Distribution::Normal { mean, std_dev } => truncated_normal_moments(secs(*mean), secs(*std_dev)).1,
             Distribution::LogNormal { .. } | Distribution::LogNormalMuSigma { .. } => {
                 let (mu, sigma) = self.log_normal_mu_sigma();
-                ((sigma * sigma).exp() - 1.0) * (2.0 * mu + sigma * sigma).exp()
+                (libm::exp(sigma * sigma) - 1.0) * libm::exp(2.0 * mu + sigma * sigma)
             }
             Distribution::Pareto { scale, shape } => {
                 if *shape > 2.0 {
@@ -365,7 +368,7 @@ impl Distribution {
 /// Mean and variance of a normal truncated to `[0, inf)`.
 fn truncated_normal_moments(mu: f64, sigma: f64) -> (f64, f64) {
     let alpha = -mu / sigma;
-    let pdf = (-alpha * alpha / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    let pdf = libm::exp(-alpha * alpha / 2.0) / (2.0 * std::f64::consts::PI).sqrt();
     let survival = 0.5 * libm::erfc(alpha / std::f64::consts::SQRT_2);
     let lambda = pdf / survival;
     let mean = mu + sigma * lambda;
@@ -463,16 +466,16 @@ impl Sampler {
             }
             Sampler::LogNormal { mu, sigma } => {
                 let z: f64 = rand_distr::StandardNormal.sample(rng);
-                SimDuration::from_secs_f64((mu + sigma * z).exp())
+                SimDuration::from_secs_f64(libm::exp(mu + sigma * z))
             }
             Sampler::Pareto { scale_secs, inverse_shape } => {
                 // 1 - U lies in (0, 1], so the power is finite.
                 let u = 1.0 - uniform01(rng);
-                SimDuration::from_secs_f64(scale_secs * u.powf(-inverse_shape))
+                SimDuration::from_secs_f64(scale_secs * libm::pow(u, -inverse_shape))
             }
             Sampler::Weibull { scale_secs, inverse_shape } => {
                 let u = 1.0 - uniform01(rng);
-                SimDuration::from_secs_f64(scale_secs * (-u.ln()).powf(*inverse_shape))
+                SimDuration::from_secs_f64(scale_secs * libm::pow(-libm::log(u), *inverse_shape))
             }
             Sampler::Gamma(gamma) => SimDuration::from_secs_f64(gamma.sample(rng)),
             Sampler::Mixture(parts) => {
