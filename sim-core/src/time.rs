@@ -138,6 +138,16 @@ impl SimTime {
     pub const fn from_nanos(nanos: u64) -> Self {
         SimTime(nanos)
     }
+    /// The instant `micros` microseconds after the start (saturating).
+    ///
+    /// ```
+    /// # use stormglass_core::time::SimTime;
+    /// assert_eq!(SimTime::from_micros(1_500), SimTime::from_nanos(1_500_000));
+    /// assert_eq!(SimTime::from_micros(u64::MAX), SimTime::MAX);
+    /// ```
+    pub const fn from_micros(micros: u64) -> Self {
+        SimTime(micros.saturating_mul(NANOS_PER_MICRO))
+    }
     /// The instant `millis` milliseconds after the start (saturating).
     pub const fn from_millis(millis: u64) -> Self {
         SimTime(millis.saturating_mul(NANOS_PER_MILLI))
