@@ -287,7 +287,7 @@ fn hystrix_10_errors_out_of_20_open() {
 #[test]
 fn hystrix_19_errors_out_of_39_do_not_open() {
     let mut b = hystrix();
-    // Failures first, so that no prefix crosses the threshold either.
+    // Successes first, so that no prefix crosses the threshold either.
     for i in 0..20 {
         call(&mut b, at_ms(i * 100), OK);
     }
@@ -298,6 +298,24 @@ fn hystrix_19_errors_out_of_39_do_not_open() {
     assert_eq!(b.state(), BreakerState::Closed);
     call(&mut b, at_ms(3900), FAIL);
     assert_eq!(b.state(), BreakerState::Open, "20 of 40 = 50%");
+}
+
+#[test]
+fn hystrix_truncates_the_error_percentage_in_floating_point_as_hystrix_does() {
+    // Hystrix computes (int) ((double) 29 / 50 * 100) = (int) 57.99999999999999 = 57,
+    // so with a threshold of 58 it stays closed where the integer formula
+    // 29 * 100 / 50 = 58 would open.
+    let config = HystrixConfig { error_threshold_pct: 58, ..HystrixConfig::default() };
+    let mut b = Breaker::new(BreakerConfig::of(BreakerKind::Hystrix(config))).unwrap();
+    for i in 0..21 {
+        call(&mut b, at_ms(i * 100), OK);
+    }
+    for i in 21..50 {
+        call(&mut b, at_ms(i * 100), FAIL);
+    }
+    assert_eq!(b.state(), BreakerState::Closed, "29 of 50 is 57% to Hystrix");
+    call(&mut b, at_ms(5_000), FAIL);
+    assert_eq!(b.state(), BreakerState::Open, "30 of 51 = 58.8%, truncated to 58");
 }
 
 #[test]

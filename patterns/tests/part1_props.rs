@@ -197,8 +197,9 @@ impl RefBreaker {
                             .collect();
                         let calls = in_window.len() as u64;
                         let errors = in_window.iter().filter(|c| c.1).count() as u64;
-                        calls >= u64::from(c.request_volume_threshold)
-                            && errors * 100 / calls.max(1) >= u64::from(c.error_threshold_pct)
+                        // Hystrix's HealthCounts: (int) ((double) errors / total * 100).
+                        let pct = if calls == 0 { 0 } else { (errors as f64 / calls as f64 * 100.0) as u64 };
+                        calls >= u64::from(c.request_volume_threshold) && pct >= u64::from(c.error_threshold_pct)
                     }
                 };
                 if trip {

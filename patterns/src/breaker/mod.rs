@@ -311,7 +311,7 @@ impl CountWindowConfig {
 /// `bucket_width` (the window is their product, 10 s by default). The
 /// breaker opens when the window holds at least `request_volume_threshold`
 /// calls and the error percentage, truncated to an integer as Hystrix
-/// computes it (`errors * 100 / calls`), is at least `error_threshold_pct`.
+/// computes it (see [`hystrix_error_pct`]), is at least `error_threshold_pct`.
 /// Hystrix evaluates a health snapshot every 500 ms; this breaker evaluates
 /// after every result, which is the same rule without the lag. Open: rejected
 /// for `sleep_window` (Hystrix tests `now > opened + sleep` in milliseconds;
@@ -356,6 +356,30 @@ impl HystrixConfig {
         ensure((1..=WINDOW_SIZE_MAX).contains(&self.buckets), "buckets", "must be between 1 and 1000000")?;
         ensure(!self.bucket_width.is_zero(), "bucket_width", "must be more than zero")
     }
+}
+
+/// The error percentage exactly as Hystrix's `HealthCounts` computes it:
+/// `(int) ((double) errorCount / totalCount * 100)`, 0 with no calls.
+///
+/// The division happens in floating point before the scaling, so a ratio
+/// that is not exact in binary can land just under an integer and truncate
+/// one lower than the integer formula `errors * 100 / calls`: 29 errors of
+/// 50 calls is 57% to Hystrix, not 58%. The comparison with
+/// `error_threshold_pct` must use Hystrix's number to open when Hystrix would.
+///
+/// ```
+/// # use stormglass_patterns::breaker::hystrix_error_pct;
+/// assert_eq!(hystrix_error_pct(20, 10), 50);
+/// assert_eq!(hystrix_error_pct(39, 19), 48);
+/// assert_eq!(hystrix_error_pct(50, 29), 57); // 29 * 100 / 50 would say 58
+/// assert_eq!(hystrix_error_pct(0, 0), 0);
+/// ```
+pub fn hystrix_error_pct(calls: u64, errors: u64) -> u64 {
+    if calls == 0 {
+        return 0;
+    }
+    // Both casts are exact below 2^53 calls; `as u64` truncates like Java's `(int)`.
+    (errors as f64 / calls as f64 * 100.0) as u64
 }
 
 /// What an outcome means to a breaker.
@@ -828,8 +852,7 @@ impl Breaker {
                     self.rolling.add(now, 1, 1);
                 }
                 let [calls, errors] = self.rolling.totals(now);
-                // Hystrix: (int) (errors / total * 100), a truncated percentage.
-                let pct = errors * 100 / calls.max(1);
+                let pct = hystrix_error_pct(calls, errors);
                 (calls >= u64::from(c.request_volume_threshold) && pct >= u64::from(c.error_threshold_pct))
                     .then_some(TransitionCause::FailureRate)
             }
