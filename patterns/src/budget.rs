@@ -95,6 +95,24 @@ impl TokenBucketConfig {
     }
 }
 
+/// `token_ratio` in thousandths, as gRPC keeps it: A6 considers three
+/// decimal places and ignores the rest, so `0.0015` earns one thousandth,
+/// not two (grpc-core parses the decimal digits; multiplying the float by
+/// 1000 and rounding would give 2). The product is rounded at the sixth
+/// decimal first, so a ratio that binary cannot hold exactly (`4.35` is
+/// `4.349999...`) keeps the digits it was written with.
+///
+/// ```
+/// # use stormglass_patterns::budget::ratio_milli;
+/// assert_eq!(ratio_milli(0.1), 100);
+/// assert_eq!(ratio_milli(0.0015), 1);
+/// assert_eq!(ratio_milli(4.35), 4350);
+/// assert_eq!(ratio_milli(0.9999), 999);
+/// ```
+pub fn ratio_milli(token_ratio: f64) -> u64 {
+    ((token_ratio * 1_000_000.0).round() as u64) / 1000
+}
+
 /// gRPC retry throttling, in thousandths of a token.
 #[derive(Debug, Clone)]
 pub struct TokenBucketBudget {
@@ -108,12 +126,7 @@ impl TokenBucketBudget {
     pub fn new(config: &TokenBucketConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let max_milli = u64::from(config.max_tokens) * 1000;
-        Ok(TokenBucketBudget {
-            max_milli,
-            // gRPC parses the ratio with three decimals and drops the rest.
-            ratio_milli: (config.token_ratio * 1000.0).round() as u64,
-            tokens_milli: max_milli,
-        })
+        Ok(TokenBucketBudget { max_milli, ratio_milli: ratio_milli(config.token_ratio), tokens_milli: max_milli })
     }
 
     /// Tokens left, in thousandths.
