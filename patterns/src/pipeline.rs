@@ -434,6 +434,41 @@ impl Policy {
         self.breaker.as_mut()?.pop_transition()
     }
 
+    /// Remembers `value` as the good answer for `key` at `now`, for a
+    /// `last_good` fallback to serve when a later call on the same key fails
+    /// (a no-op for every other fallback). Call it after a
+    /// [`Finish::Success`]: the pipeline sees outcomes, never answers, so
+    /// only the caller knows what the dependency said.
+    ///
+    /// ```
+    /// use stormglass_core::rng::SimRng;
+    /// use stormglass_core::time::SimTime;
+    /// use stormglass_patterns::fallback::{CacheConfig, FallbackConfig, ServedKind};
+    /// use stormglass_patterns::pipeline::{Finish, Policy, PolicyConfig, Request, Step};
+    /// use stormglass_patterns::AttemptOutcome;
+    ///
+    /// let config = PolicyConfig {
+    ///     fallback: FallbackConfig::LastGood { cache: CacheConfig::default(), otherwise: None },
+    ///     ..PolicyConfig::default()
+    /// };
+    /// let mut policy = Policy::new(config).unwrap();
+    /// let mut rng = SimRng::from_seed_u64(1);
+    /// let t = SimTime::from_secs(1);
+    /// let (mut call, _) = policy.start_call(t, Request::idempotent(7), &mut rng);
+    /// let step = policy.on_outcome(t, &mut call, AttemptOutcome::OK, None, &mut rng);
+    /// assert_eq!(step, Step::Finish(Finish::Success { attempts: 1 }));
+    /// policy.record_good_value(t, 7, r#"{"name": "Ada"}"#.to_string());
+    ///
+    /// let (mut call, _) = policy.start_call(t, Request::idempotent(7), &mut rng);
+    /// let step = policy.on_outcome(t, &mut call, AttemptOutcome::Status(503), None, &mut rng);
+    /// let Step::Finish(Finish::Fallback { value, record, .. }) = step else { panic!("{step:?}") };
+    /// assert_eq!(value.as_deref(), Some(r#"{"name": "Ada"}"#));
+    /// assert_eq!(record.served, ServedKind::CacheFresh);
+    /// ```
+    pub fn record_good_value(&mut self, now: SimTime, key: u64, value: String) {
+        self.fallback.record_success(now, key, value);
+    }
+
     /// Fallbacks served so far, by reason and by what was served.
     pub fn fallback_stats(&self) -> crate::fallback::FallbackStats {
         self.fallback.stats()
@@ -529,7 +564,10 @@ impl Policy {
             RetryDecision::Done => {
                 self.release_rate_permit(call);
                 call.phase = CallPhase::Done;
-                self.fallback.record_success(now, call.request.key, String::new());
+                // The pipeline never sees the answer itself, so it stores
+                // nothing here: a last-good cache filled with placeholders
+                // would serve them as if the dependency had said so. The
+                // caller hands the answer over with `record_good_value`.
                 self.stats.successes += 1;
                 Step::Finish(Finish::Success { attempts: call.attempts_sent })
             }
@@ -776,6 +814,37 @@ mod tests {
         let step = policy.on_outcome(SimTime::from_secs(1), &mut first, AttemptOutcome::OK, None, &mut rng);
         assert_eq!(step, Step::Finish(Finish::Success { attempts: 1 }));
         assert_eq!(policy.bulkhead_in_use(), Some(0));
+    }
+
+    #[test]
+    fn a_last_good_fallback_serves_only_values_the_caller_recorded() {
+        let config = PolicyConfig {
+            fallback: FallbackConfig::LastGood {
+                cache: crate::fallback::CacheConfig::default(),
+                otherwise: Some("unknown".into()),
+            },
+            ..PolicyConfig::default()
+        };
+        let mut policy = Policy::new(config).unwrap();
+        let mut rng = SimRng::from_seed_u64(1);
+        let mut now = SimTime::ZERO;
+        // A success the caller did not hand over leaves nothing to serve:
+        // the fallback is `otherwise`, never an empty placeholder.
+        assert_eq!(drive(&mut policy, &mut now, AttemptOutcome::OK, &mut rng), Finish::Success { attempts: 1 });
+        let Finish::Fallback { value, record, .. } =
+            drive(&mut policy, &mut now, AttemptOutcome::Status(503), &mut rng)
+        else {
+            panic!("expected a fallback")
+        };
+        assert_eq!((value.as_deref(), record.served), (Some("unknown"), crate::fallback::ServedKind::Static));
+        // Once recorded, the answer itself is served.
+        policy.record_good_value(now, 1, "ada".into());
+        let Finish::Fallback { value, record, .. } =
+            drive(&mut policy, &mut now, AttemptOutcome::Status(503), &mut rng)
+        else {
+            panic!("expected a fallback")
+        };
+        assert_eq!((value.as_deref(), record.served), (Some("ada"), crate::fallback::ServedKind::CacheFresh));
     }
 
     #[test]
