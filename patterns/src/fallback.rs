@@ -258,7 +258,6 @@ impl FallbackStats {
         self.counts[reason.index()].iter().sum()
     }
 
-    /// Fallbacks that served `kind`, whatever the reason.
     /// Count of fallbacks for `reason` that served `served`.
     pub fn count(&self, reason: FallbackReason, served: ServedKind) -> u64 {
         self.counts[reason.index()][served as usize]

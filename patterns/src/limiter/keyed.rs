@@ -127,7 +127,9 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
     }
 
     /// Asks for `permits` for `key` at `now`. A key not in the table starts
-    /// fresh; if the table is full the least recently used key makes room.
+    /// fresh; if the table is full the CLOCK sweep picks the key that makes
+    /// room (an idle key, else one unused since the hand last passed; see
+    /// the type's docs), which approximates least recently used.
     #[inline]
     pub fn try_acquire(&mut self, key: &K, now: SimTime, permits: u32) -> Decision {
         let state = match self.table.find(key) {
