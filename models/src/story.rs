@@ -44,6 +44,10 @@ fn percent(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
+fn millis(d: stormglass_core::time::SimDuration) -> String {
+    format!("{:.1}ms", d.as_secs_f64() * 1e3)
+}
+
 fn optional_percent(x: Option<f64>) -> String {
     x.map_or_else(|| "-".to_string(), percent)
 }
@@ -78,52 +82,101 @@ pub fn compare(label_a: &str, a: &Report, label_b: &str, b: &Report) -> String {
     }
     let _ = writeln!(out);
     for (label, report) in [(label_a, a), (label_b, b)] {
-        let _ = writeln!(out, "{label}:");
-        if let Some(from) = fault_from {
-            let mut firsts: Vec<(SimTime, &str)> = report
-                .routes
-                .iter()
-                .filter_map(|(name, route)| first_failure(route, from).map(|t| (t, name.as_str())))
-                .collect();
-            firsts.sort();
-            if firsts.is_empty() {
-                let _ = writeln!(out, "  no route failed after the fault began");
-            }
-            for (t, name) in firsts {
-                let route = &report.routes[name];
-                let causes: Vec<String> = route.failed.iter().map(|(c, n)| format!("{} {n}", c.name())).collect();
-                let _ = writeln!(out, "  {name} first failed at {t} ({})", causes.join(", "));
-            }
-        }
-        for (edge, edge_report) in &report.edges {
-            for transition in &edge_report.transitions {
-                let word = match transition.to {
-                    BreakerState::Open => "opened",
-                    BreakerState::HalfOpen => "went half-open",
-                    BreakerState::Closed => "closed",
-                    BreakerState::ForcedOpen => "was forced open",
-                    BreakerState::Disabled => "was disabled",
-                };
-                let _ = writeln!(out, "  breaker {edge} {word} at {}", transition.at);
-            }
-            if !edge_report.fallbacks_by_reason.is_empty() {
-                let reasons: Vec<String> =
-                    edge_report.fallbacks_by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
-                let _ = writeln!(out, "  fallbacks on {edge}: {}", reasons.join(", "));
-            }
-        }
-        if let Some(detect) = report.summary.time_to_detect {
-            let _ = writeln!(out, "  time to detect (fault start -> first breaker open): {detect}");
-        }
-        match (report.faults.is_empty(), report.summary.time_to_recover) {
-            (true, _) => {}
-            (false, Some(recover)) => {
-                let _ = writeln!(out, "  time to recover (fault end -> goodput within 5%): {recover}");
-            }
-            (false, None) => {
-                let _ = writeln!(out, "  goodput did not come back within 5% before the end of the run");
-            }
-        }
+        tell(&mut out, label, report, fault_from);
     }
     out
+}
+
+/// A table of one run's routes and its story: what failed and when, how the
+/// breakers moved, how long detection and recovery took.
+///
+/// ```
+/// use stormglass_models::seed::{Variant, seed_cascade};
+/// use stormglass_models::{run, story};
+///
+/// let mut short = seed_cascade(Variant::Protected);
+/// short.duration = "20s".parse().unwrap();
+/// let text = story::single("protected", &run(&short).unwrap());
+/// assert!(text.contains("GET /products") && text.contains("protected:"));
+/// ```
+pub fn single(label: &str, report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} (seed {}, {} of traffic)", report.scenario, report.seed, report.duration);
+    for fault in &report.faults {
+        let _ = writeln!(out, "fault: {} {} from {} to {}", fault.target, fault.kind, fault.from, fault.until);
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<28} {:>9} {:>8} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "route", "requests", "avail", "in fault", "degraded", "failed", "p50", "p99"
+    );
+    for (name, route) in &report.routes {
+        let failed: u64 = route.failed.values().sum();
+        let _ = writeln!(
+            out,
+            "{:<28} {:>9} {:>8} {:>9} {:>9} {:>9} {:>10} {:>10}",
+            name,
+            route.arrivals,
+            percent(route.availability),
+            optional_percent(route.availability_during_faults),
+            route.degraded,
+            failed,
+            millis(route.latency.p50),
+            millis(route.latency.p99)
+        );
+    }
+    let _ = writeln!(out);
+    tell(&mut out, label, report, report.faults.iter().map(|f| f.from).min());
+    out
+}
+
+/// The story lines of one run, under its label.
+fn tell(out: &mut String, label: &str, report: &Report, fault_from: Option<SimTime>) {
+    let _ = writeln!(out, "{label}:");
+    if let Some(from) = fault_from {
+        let mut firsts: Vec<(SimTime, &str)> = report
+            .routes
+            .iter()
+            .filter_map(|(name, route)| first_failure(route, from).map(|t| (t, name.as_str())))
+            .collect();
+        firsts.sort();
+        if firsts.is_empty() {
+            let _ = writeln!(out, "  no route failed after the fault began");
+        }
+        for (t, name) in firsts {
+            let route = &report.routes[name];
+            let causes: Vec<String> = route.failed.iter().map(|(c, n)| format!("{} {n}", c.name())).collect();
+            let _ = writeln!(out, "  {name} first failed at {t} ({})", causes.join(", "));
+        }
+    }
+    for (edge, edge_report) in &report.edges {
+        for transition in &edge_report.transitions {
+            let word = match transition.to {
+                BreakerState::Open => "opened",
+                BreakerState::HalfOpen => "went half-open",
+                BreakerState::Closed => "closed",
+                BreakerState::ForcedOpen => "was forced open",
+                BreakerState::Disabled => "was disabled",
+            };
+            let _ = writeln!(out, "  breaker {edge} {word} at {}", transition.at);
+        }
+        if !edge_report.fallbacks_by_reason.is_empty() {
+            let reasons: Vec<String> =
+                edge_report.fallbacks_by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            let _ = writeln!(out, "  fallbacks on {edge}: {}", reasons.join(", "));
+        }
+    }
+    if let Some(detect) = report.summary.time_to_detect {
+        let _ = writeln!(out, "  time to detect (fault start -> first breaker open): {detect}");
+    }
+    match (report.faults.is_empty(), report.summary.time_to_recover) {
+        (true, _) => {}
+        (false, Some(recover)) => {
+            let _ = writeln!(out, "  time to recover (fault end -> goodput within 5%): {recover}");
+        }
+        (false, None) => {
+            let _ = writeln!(out, "  goodput did not come back within 5% before the end of the run");
+        }
+    }
 }
