@@ -67,6 +67,43 @@ pub fn run(scenario: &Scenario) -> Result<Report, RunError> {
 
 /// Like [`run`], calling `progress(now, end)` after each second of virtual time.
 pub fn run_with_progress(scenario: &Scenario, progress: &mut dyn FnMut(SimTime, SimTime)) -> Result<Report, RunError> {
+    run_to_end(scenario, progress).map(|(report, _)| report)
+}
+
+/// What a run left in the engine when it stopped, which the report cannot
+/// say: after a drain long enough for every request to end (and with every
+/// fault over by then), both are zero. Conservation tests check it; a
+/// request or a timer that leaks shows here first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leftovers {
+    /// Server requests and outbound calls still alive: what counts towards
+    /// `limits.in_flight_max`, at every hop, abandoned work included.
+    pub in_flight: usize,
+    /// Events still scheduled (a fault edge after the end counts too).
+    pub events_pending: usize,
+}
+
+/// Like [`run`], and says what was left in the engine when the run stopped.
+///
+/// ```
+/// use stormglass_models::run::run_with_leftovers;
+/// use stormglass_models::seed::{Variant, seed_cascade};
+///
+/// let mut scenario = seed_cascade(Variant::Protected);
+/// scenario.duration = "5s".parse().unwrap();
+/// scenario.faults.clear(); // the hang would start after the end
+/// let (report, leftovers) = run_with_leftovers(&scenario).unwrap();
+/// assert_eq!((leftovers.in_flight, leftovers.events_pending), (0, 0));
+/// assert!(report.routes.values().all(|r| r.in_flight_at_end == 0));
+/// ```
+pub fn run_with_leftovers(scenario: &Scenario) -> Result<(Report, Leftovers), RunError> {
+    run_to_end(scenario, &mut |_, _| {})
+}
+
+fn run_to_end(
+    scenario: &Scenario,
+    progress: &mut dyn FnMut(SimTime, SimTime),
+) -> Result<(Report, Leftovers), RunError> {
     scenario.validate()?;
     let limits = Limits { events_max: scenario.limits.events_max, time_max: SimTime::MAX };
     let mut sim = Simulation::new(World::new(scenario)).with_limits(limits);
@@ -86,8 +123,10 @@ pub fn run_with_progress(scenario: &Scenario, progress: &mut dyn FnMut(SimTime, 
     }
     let events = sim.events_handled();
     let now = sim.now();
+    let events_pending = sim.pending();
     let mut world = sim.into_model();
-    Ok(build_report(scenario, &mut world, now, events))
+    let leftovers = Leftovers { in_flight: world.in_flight(), events_pending };
+    Ok((build_report(scenario, &mut world, now, events), leftovers))
 }
 
 fn fault_word(kind: &FaultKind) -> &'static str {
