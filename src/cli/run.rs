@@ -34,19 +34,23 @@ pub struct Args {
 
 /// Runs and prints; see the module docs.
 pub fn main(args: Args) -> Result<(), Failure> {
-    let mut runs: Vec<(String, Scenario)> = match &args.file {
-        Some(path) => vec![(label_of(path), load_scenario(path)?)],
+    // (label in reports, what an error names, scenario)
+    let mut runs: Vec<(String, String, Scenario)> = match &args.file {
+        Some(path) => vec![(label_of(path), path.display().to_string(), load_scenario(path)?)],
         None => [Variant::Unprotected, Variant::Protected]
             .into_iter()
-            .map(|v| (variant_label(v).to_string(), seed_cascade(v)))
+            .map(|v| {
+                let scenario = seed_cascade(v);
+                (variant_label(v).to_string(), scenario.name.clone(), scenario)
+            })
             .collect(),
     };
     if let Some(seed) = args.seed {
-        runs.iter_mut().for_each(|(_, scenario)| scenario.seed = seed);
+        runs.iter_mut().for_each(|(_, _, scenario)| scenario.seed = seed);
     }
     let reports = run_all(&runs, args.quiet)?;
     let labelled: Vec<Labelled<'_>> =
-        runs.iter().zip(&reports).map(|((label, _), report)| Labelled { label: label.clone(), report }).collect();
+        runs.iter().zip(&reports).map(|((label, _, _), report)| Labelled { label: label.clone(), report }).collect();
     print!("{}", render(args.format, &labelled)?);
     if let Some(dir) = &args.out {
         let written = write_bundle(dir, &labelled)?;
@@ -59,16 +63,16 @@ pub fn main(args: Args) -> Result<(), Failure> {
 
 /// Runs the scenarios one after the other, with one progress bar over their
 /// virtual time.
-fn run_all(runs: &[(String, Scenario)], quiet: bool) -> Result<Vec<stormglass_models::Report>, Failure> {
-    let total_s: u64 = runs.iter().map(|(_, s)| (s.duration + s.drain).as_nanos().div_ceil(1_000_000_000)).sum();
+fn run_all(runs: &[(String, String, Scenario)], quiet: bool) -> Result<Vec<stormglass_models::Report>, Failure> {
+    let total_s: u64 = runs.iter().map(|(_, _, s)| (s.duration + s.drain).as_nanos().div_ceil(1_000_000_000)).sum();
     let bar = progress::bar(total_s, quiet, "simulated s");
     let mut reports = Vec::with_capacity(runs.len());
     let mut done_s = 0;
-    for (label, scenario) in runs {
+    for (label, context, scenario) in runs {
         bar.set_message(label.clone());
         let report =
             run_with_progress(scenario, &mut |now, _| bar.set_position(done_s + now.as_nanos() / 1_000_000_000))
-                .map_err(|e| Failure::from_run(label, e))?;
+                .map_err(|e| Failure::from_run(context, e))?;
         done_s += (scenario.duration + scenario.drain).as_nanos().div_ceil(1_000_000_000);
         reports.push(report);
     }
