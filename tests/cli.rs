@@ -154,6 +154,15 @@ fn a_run_that_hits_a_limit_exits_1_naming_the_limit() {
         &[],
         &["events.ron: run stopped: event budget exhausted", "events_max"],
     );
+    // compare and sweep stop at the same limit with the same exit code.
+    let events = events.to_str().unwrap();
+    check(
+        &["compare", events, events, "--seeds", "2", "-q"],
+        1,
+        &[],
+        &["(seed 3): run stopped: event budget exhausted"],
+    );
+    check(&["sweep", events, "--set", "seed=1,2", "-q"], 1, &[], &["job 0 (seed=1 seed 3): run stopped: event budget"]);
     let hang = small_scenario(
         r#"limits: (in_flight_max: 50), faults: [(target: "api", from: "1s", until: "9s", kind: hang)],"#,
     );
