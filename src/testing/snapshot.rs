@@ -226,7 +226,12 @@ fn write_value(out: &mut String, value: &Value, indent: usize, precision: usize)
     let pad = "  ".repeat(indent);
     match value {
         Value::Object(map) => {
-            for (key, child) in map {
+            // Sorted here rather than trusted to the map: serde_json keeps
+            // insertion order when any crate in the build enables its
+            // `preserve_order` feature, which would reorder every snapshot.
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            for (key, child) in entries {
                 match scalar(child, precision) {
                     Some(text) => {
                         let _ = writeln!(out, "{pad}{key}: {text}");

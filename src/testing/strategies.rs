@@ -175,7 +175,9 @@ pub fn fault_schedule(
 pub struct RateBounds {
     /// Requests per second, whole numbers.
     pub rps: RangeInclusive<u32>,
-    /// Times of spikes, ramps and steps fall in `[0, horizon)`, whole seconds.
+    /// Spikes and ramps start, and steps change, at whole seconds in
+    /// `[0, horizon - 1s)`; a spike's width and a ramp's length are whole
+    /// seconds in `[1s, horizon)`, so either may run past the horizon.
     pub horizon: SimDuration,
 }
 
