@@ -38,13 +38,34 @@ use crate::time::{SimDuration, SimTime};
 pub const BUCKETS_MAX: usize = 1_000_000;
 
 /// How time is cut into buckets: a width and how many.
+///
+/// Deserializing checks what [`Buckets::new`] guarantees (a width above
+/// zero, 1 to [`BUCKETS_MAX`] buckets), so a timeline read from a file cannot
+/// make [`Buckets::index`] divide by zero or index below zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, try_from = "BucketsData")]
 pub struct Buckets {
     /// Width of one bucket.
     pub width: SimDuration,
     /// Number of buckets.
     pub count: usize,
+}
+
+/// The serialized form of [`Buckets`], checked on the way in.
+#[derive(Deserialize)]
+#[serde(rename = "Buckets", deny_unknown_fields)]
+struct BucketsData {
+    width: SimDuration,
+    count: usize,
+}
+
+impl TryFrom<BucketsData> for Buckets {
+    type Error = ConfigError;
+    fn try_from(data: BucketsData) -> Result<Self, ConfigError> {
+        ensure(!data.width.is_zero(), "buckets.width", "must be greater than 0")?;
+        ensure((1..=BUCKETS_MAX).contains(&data.count), "buckets.count", "must be between 1 and 1000000")?;
+        Ok(Buckets { width: data.width, count: data.count })
+    }
 }
 
 impl Buckets {
@@ -290,6 +311,19 @@ mod tests {
         assert!(many.rule.contains("more than 1000000 buckets"), "{many}");
         assert_eq!(buckets(1, 0).count, 1);
         assert_eq!(buckets(2, 5).count, 3);
+    }
+
+    #[test]
+    fn deserialized_buckets_are_checked_like_new_ones() {
+        let good = buckets(1, 3);
+        let text = ron::to_string(&good).unwrap();
+        assert_eq!(ron::from_str::<Buckets>(&text).unwrap(), good);
+        let zero = serde_json::from_str::<Buckets>(r#"{"width": "0s", "count": 3}"#).unwrap_err();
+        assert!(zero.to_string().contains("buckets.width: must be greater than 0"), "{zero}");
+        let none = serde_json::from_str::<Buckets>(r#"{"width": "1s", "count": 0}"#).unwrap_err();
+        assert!(none.to_string().contains("buckets.count: must be between 1 and 1000000"), "{none}");
+        let timeline = r#"{"buckets": {"width": "1s", "count": 0}, "series": {}}"#;
+        assert!(serde_json::from_str::<Timeline>(timeline).is_err());
     }
 
     #[test]
