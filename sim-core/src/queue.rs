@@ -96,6 +96,12 @@ impl<E> Default for EventQueue<E> {
 }
 
 impl<E> EventQueue<E> {
+    /// Bytes one pending event holds: its payload slot and its heap entry.
+    /// (A cancelled event's heap entry lingers as a tombstone until it is
+    /// skipped or compacted: at most one per live entry, beyond the first
+    /// 1024.)
+    pub const BYTES_PER_EVENT: usize = std::mem::size_of::<Slot<E>>() + std::mem::size_of::<Entry>();
+
     /// An empty queue.
     pub fn new() -> Self {
         EventQueue { heap: BinaryHeap::new(), slots: Vec::new(), free_slots: Vec::new(), seq_next: 0, tombstones: 0 }
