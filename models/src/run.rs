@@ -34,6 +34,7 @@ use crate::report::{
     Cause, EdgeReport, FaultWindow, Report, RouteReport, ServiceReport, Summary, round6, time_to_recover,
 };
 use crate::world::{LimitHit, World, cause_index};
+pub use crate::world::{InFlightMemory, in_flight_memory};
 
 /// Why a run could not produce a report.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
