@@ -13,21 +13,22 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use stormglass_core::dist::{Distribution, Sampler};
+use stormglass_core::dist::Sampler;
 use stormglass_core::rng::{RngStreams, SimRng};
 use stormglass_core::sim::{Context, Model, Simulation};
 use stormglass_core::time::{SimDuration, SimTime};
+
+#[path = "support/bare_mm1.rs"]
+mod bare;
 
 #[path = "../tests/support/mmc.rs"]
 #[allow(dead_code)]
 mod mmc;
 
+use bare::{bare_mm1, exponential};
+
 /// Events handled per benchmark iteration of the hold model.
 const HOLD_STEPS: u64 = 10_000;
-
-fn exponential(mean: SimDuration) -> Sampler {
-    Distribution::Exponential { mean }.sampler().expect("valid mean")
-}
 
 /// The classic hold model: pop the earliest event, schedule one at now + Exp(1).
 struct Hold {
@@ -114,45 +115,6 @@ fn hold(c: &mut Criterion) {
 
 /// Customers per M/M/1 benchmark iteration.
 const MM1_CUSTOMERS: u64 = 100_000;
-
-/// The bare reference M/M/1: same streams, same sampler, a plain heap.
-fn bare_mm1(customers: u64) -> (u64, u64) {
-    let streams = RngStreams::new(3);
-    let mut arrivals_rng = streams.stream("mmc.arrivals");
-    let mut service_rng = streams.stream("mmc.service");
-    let interarrival = exponential(SimDuration::from_secs_f64(1.0 / 80.0));
-    let service = exponential(SimDuration::from_secs_f64(1.0 / 100.0));
-    // (time, seq, is_departure)
-    let mut heap: BinaryHeap<Reverse<(u64, u64, bool)>> = BinaryHeap::new();
-    let mut queue: VecDeque<u64> = VecDeque::new();
-    let mut seq = 0;
-    let mut served = 0;
-    let mut total_ns = 0u64;
-    let mut events = 0;
-    heap.push(Reverse((0, seq, false)));
-    while served < customers {
-        let Reverse((now, _, departure)) = heap.pop().expect("arrivals never stop");
-        events += 1;
-        if departure {
-            let arrived = queue.pop_front().expect("a departure has a customer");
-            total_ns = total_ns.wrapping_add(now - arrived);
-            served += 1;
-            if !queue.is_empty() {
-                seq += 1;
-                heap.push(Reverse((now + service.sample(&mut service_rng).as_nanos(), seq, true)));
-            }
-        } else {
-            queue.push_back(now);
-            if queue.len() == 1 {
-                seq += 1;
-                heap.push(Reverse((now + service.sample(&mut service_rng).as_nanos(), seq, true)));
-            }
-            seq += 1;
-            heap.push(Reverse((now + interarrival.sample(&mut arrivals_rng).as_nanos(), seq, false)));
-        }
-    }
-    (events, total_ns)
-}
 
 /// The same M/M/1 on the engine, with the same bookkeeping as the bare loop
 /// (the `mmc` support model also keeps histograms and batch means, which
