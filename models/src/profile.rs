@@ -80,7 +80,8 @@ impl Arrivals {
         }
         let mut t = now;
         for _ in 0..CANDIDATES_MAX {
-            let gap = -(1.0 - uniform01(rng)).ln() / self.peak_rps;
+            // libm, not f64::ln: the same bytes on every platform (DESIGN.md rule 5).
+            let gap = -libm::log(1.0 - uniform01(rng)) / self.peak_rps;
             t += SimDuration::from_secs_f64(gap).max(SimDuration::from_nanos(1));
             if t >= end {
                 return None;
