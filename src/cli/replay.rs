@@ -17,7 +17,8 @@
 //! attempt, 2.. for retries; for a budget). `time` is the call's start since
 //! the log began and `latency` how long it took, both as durations with a
 //! unit (`12.5s`, `250ms`); times must not decrease. `outcome` is a status
-//! code (`200`, `503`), `ok`, `timeout`, `refused` or `reset`.
+//! code (`200`, `503`), `ok`, `timeout`, `refused` or `reset`. Cells are
+//! plain text split at commas (no quoting), as log exports usually are.
 //!
 //! A call's result reaches the pattern when the call ends (`time +
 //! latency`), in time order with the later calls' starts, as it would in a
