@@ -34,11 +34,7 @@ use std::collections::BTreeMap;
 
 use stormglass_core::dist::Distribution;
 use stormglass_core::time::{SimDuration, SimTime};
-use stormglass_patterns::breaker::BreakerConfig;
-use stormglass_patterns::bulkhead::{BulkheadConfig, SemaphoreConfig};
-use stormglass_patterns::fallback::FallbackConfig;
 use stormglass_patterns::pipeline::PolicyConfig;
-use stormglass_patterns::retry::{Backoff, RetryConfig, RetryOn, StopConfig};
 use stormglass_patterns::timeout::TimeoutConfig;
 
 use crate::config::{
@@ -121,31 +117,10 @@ fn read_timeout(read: SimDuration) -> PolicyConfig {
     }
 }
 
-/// The seed's combination on order -> user.
+/// The seed's combination on order -> user
+/// ([`PolicyConfig::seed_combination`]).
 pub fn seed_policy() -> PolicyConfig {
-    PolicyConfig {
-        timeout: Some(TimeoutConfig {
-            pool: None,
-            connect: Some(secs(2)),
-            write: None,
-            read: Some(secs(5)),
-            attempt: None,
-            total: None,
-        }),
-        retry: Some(RetryConfig {
-            backoff: Backoff::Exponential { multiplier: secs(1), base: 2.0, min: secs(1), max: secs(10) },
-            stop: StopConfig { attempts_max: Some(3), ..StopConfig::default() },
-            retry_on: RetryOn { server_errors: false, statuses: vec![], ..RetryOn::default() },
-        }),
-        breaker: Some(BreakerConfig::consecutive(5, secs(60))),
-        bulkhead: Some(BulkheadConfig::Semaphore(SemaphoreConfig {
-            max_concurrent: 10,
-            queue_capacity: 0,
-            max_wait: SimDuration::ZERO,
-        })),
-        fallback: FallbackConfig::Static { value: r#"{"name": "Unknown"}"#.into() },
-        ..PolicyConfig::default()
-    }
+    PolicyConfig::seed_combination()
 }
 
 /// The seed cascade, either variant.

@@ -24,12 +24,8 @@ use stormglass_core::time::{SimDuration, SimTime};
 use stormglass_patterns::AttemptOutcome;
 use stormglass_patterns::breaker::{BreakerConfig, BreakerKind, HystrixConfig};
 use stormglass_patterns::budget::{BudgetConfig, TokenBucketConfig};
-use stormglass_patterns::bulkhead::{BulkheadConfig, SemaphoreConfig};
-use stormglass_patterns::fallback::FallbackConfig;
 use stormglass_patterns::limiter::{Limit, RateLimiterConfig};
 use stormglass_patterns::pipeline::{Finish, Policy, PolicyConfig, Request, Step};
-use stormglass_patterns::retry::{Backoff, RetryConfig, RetryOn, StopConfig};
-use stormglass_patterns::timeout::TimeoutConfig;
 
 /// Calls per measured iteration.
 const BATCH: u64 = 4096;
@@ -39,37 +35,10 @@ fn secs(n: u64) -> SimDuration {
     SimDuration::from_secs(n)
 }
 
-/// The seed combination of DESIGN.md, as `stormglass_models::seed` builds it.
-fn seed_policy() -> PolicyConfig {
-    PolicyConfig {
-        timeout: Some(TimeoutConfig {
-            pool: None,
-            connect: Some(secs(2)),
-            write: None,
-            read: Some(secs(5)),
-            attempt: None,
-            total: None,
-        }),
-        retry: Some(RetryConfig {
-            backoff: Backoff::Exponential { multiplier: secs(1), base: 2.0, min: secs(1), max: secs(10) },
-            stop: StopConfig { attempts_max: Some(3), ..StopConfig::default() },
-            retry_on: RetryOn { server_errors: false, statuses: vec![], ..RetryOn::default() },
-        }),
-        breaker: Some(BreakerConfig::consecutive(5, secs(60))),
-        bulkhead: Some(BulkheadConfig::Semaphore(SemaphoreConfig {
-            max_concurrent: 10,
-            queue_capacity: 0,
-            max_wait: SimDuration::ZERO,
-        })),
-        fallback: FallbackConfig::Static { value: r#"{"name": "Unknown"}"#.into() },
-        ..PolicyConfig::default()
-    }
-}
-
 /// Every pattern of the pipeline, each on its happy path: the limiter
 /// admits 2000 calls/s against 1000 offered.
 fn everything() -> PolicyConfig {
-    let mut config = seed_policy();
+    let mut config = PolicyConfig::seed_combination();
     config.rate_limit =
         Some(RateLimiterConfig::TokenBucket { rate: Limit::new(2000, SimDuration::from_secs(1)), burst: 100 });
     if let Some(timeout) = config.timeout.as_mut() {
@@ -102,9 +71,11 @@ fn pipeline(c: &mut Criterion) {
         })
     });
 
-    for (name, config) in
-        [("passthrough", PolicyConfig::default()), ("seed_policy", seed_policy()), ("every_pattern", everything())]
-    {
+    for (name, config) in [
+        ("passthrough", PolicyConfig::default()),
+        ("seed_policy", PolicyConfig::seed_combination()),
+        ("every_pattern", everything()),
+    ] {
         let mut policy = Policy::new(config).expect("valid bench config");
         let mut rng = SimRng::from_seed_u64(5);
         let mut now = SimTime::ZERO;

@@ -114,6 +114,51 @@ pub struct PolicyConfig {
 }
 
 impl PolicyConfig {
+    /// The seed combination of DESIGN.md, on the order -> user edge of the
+    /// seed cascade: timeout (connect 2 s, read 5 s), retry (3 attempts,
+    /// exponential backoff 1 s .. 10 s, only on timeouts and network
+    /// errors), breaker (5 consecutive failures, 60 s recovery), a semaphore
+    /// bulkhead of 10, and the fallback `{"name": "Unknown"}`.
+    ///
+    /// ```
+    /// use stormglass_patterns::pipeline::PolicyConfig;
+    ///
+    /// let seed = PolicyConfig::seed_combination();
+    /// assert!(seed.validate().is_ok());
+    /// assert_eq!(seed.retry.unwrap().stop.attempts_max, Some(3));
+    /// ```
+    pub fn seed_combination() -> PolicyConfig {
+        let secs = SimDuration::from_secs;
+        PolicyConfig {
+            timeout: Some(TimeoutConfig {
+                pool: None,
+                connect: Some(secs(2)),
+                write: None,
+                read: Some(secs(5)),
+                attempt: None,
+                total: None,
+            }),
+            retry: Some(RetryConfig {
+                backoff: crate::retry::Backoff::Exponential {
+                    multiplier: secs(1),
+                    base: 2.0,
+                    min: secs(1),
+                    max: secs(10),
+                },
+                stop: StopConfig { attempts_max: Some(3), ..StopConfig::default() },
+                retry_on: crate::retry::RetryOn { server_errors: false, statuses: vec![], ..Default::default() },
+            }),
+            breaker: Some(BreakerConfig::consecutive(5, secs(60))),
+            bulkhead: Some(BulkheadConfig::Semaphore(bulkhead::SemaphoreConfig {
+                max_concurrent: 10,
+                queue_capacity: 0,
+                max_wait: SimDuration::ZERO,
+            })),
+            fallback: FallbackConfig::Static { value: r#"{"name": "Unknown"}"#.into() },
+            ..PolicyConfig::default()
+        }
+    }
+
     /// Checks every part and the combination; the error names the field.
     ///
     /// ```
