@@ -33,8 +33,8 @@ use crate::config::{FaultKind, Scenario};
 use crate::report::{
     Cause, EdgeReport, FaultWindow, Report, RouteReport, ServiceReport, Summary, round6, time_to_recover,
 };
-use crate::world::{LimitHit, World, cause_index};
 pub use crate::world::{InFlightMemory, in_flight_memory};
+use crate::world::{LimitHit, World, cause_index};
 
 /// Why a run could not produce a report.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
