@@ -182,11 +182,12 @@ pub enum Execution {
         #[serde(default)]
         discipline: Discipline,
     },
-    /// Event loop: requests in flight are bounded by `concurrency_max`, and
-    /// waiting on a dependency holds a slot of that limit but no thread, so
-    /// compute steps run without queueing for one.
+    /// Event loop: at most `concurrency_max` requests run a compute step at
+    /// once (the event loop's cores); a request waiting on a dependency gives
+    /// its slot back and holds nothing, so a hanging dependency does not
+    /// exhaust the service (only `limits.in_flight_max` bounds the waiters).
     Async {
-        /// Requests in flight per replica.
+        /// Requests computing at once per replica.
         concurrency_max: u32,
         /// Requests that may wait for a slot; beyond that a 503.
         #[serde(default)]
