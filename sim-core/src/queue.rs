@@ -4,12 +4,25 @@
 //! (DESIGN.md, determinism rule 2), because every event gets the next value
 //! of a counter and ties on time are broken by it.
 //!
+//! Most events of a model are scheduled a constant delay ahead (a link hop,
+//! an attempt timeout), so events of one such class arrive in time order.
+//! Besides the binary heap the queue keeps a few FIFO *lanes*, each sorted by
+//! (time, sequence number): a new event is appended to the lane whose last
+//! event is the latest one not after it (best fit, an empty lane if none
+//! fits), and only an event earlier than the back of every lane goes into the
+//! heap. A lane stays sorted because its new entry is not earlier than its
+//! back and has a larger sequence number; [`EventQueue::pop`] takes the
+//! smallest (time, seq) of the heap top and the lane fronts. The order is
+//! the same total order as a single heap, whichever container an event sits
+//! in: only the cost changes (an O(1) push and pop instead of O(log n)).
+//!
 //! Cancellation is O(1): the event's payload leaves its slot at once and the
-//! heap entry becomes a tombstone that [`EventQueue::pop`] skips. Timeouts are
-//! scheduled for almost every request and usually cancelled, so tombstones
-//! would pile up; when they outnumber live events the heap is compacted in
-//! one O(n) pass, which keeps memory within a constant factor of the live
-//! events and the cost O(1) amortized per cancellation.
+//! heap or lane entry becomes a tombstone that [`EventQueue::pop`] skips.
+//! Timeouts are scheduled for almost every request and usually cancelled, so
+//! tombstones would pile up; when they outnumber live events the heap and
+//! the lanes are compacted in one O(n) pass, which keeps memory within a
+//! constant factor of the live events and the cost O(1) amortized per
+//! cancellation.
 //!
 //! ```
 //! use stormglass_core::queue::EventQueue;
@@ -26,7 +39,7 @@
 //! ```
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 use crate::time::SimTime;
 
@@ -41,8 +54,8 @@ pub struct EventId {
     seq: u64,
 }
 
-/// One heap entry. The payload lives in `slots`, so sifting moves 24 bytes
-/// whatever the event type is.
+/// One heap or lane entry. The payload lives in `slots`, so sifting moves 24
+/// bytes whatever the event type is.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     time: SimTime,
@@ -79,11 +92,31 @@ struct Slot<E> {
 #[derive(Debug)]
 pub struct EventQueue<E> {
     heap: BinaryHeap<Entry>,
+    /// FIFO lanes, each sorted by (time, seq): see the module documentation.
+    lanes: [VecDeque<Entry>; LANES],
     slots: Vec<Slot<E>>,
     free_slots: Vec<u32>,
     seq_next: u64,
-    /// Heap entries whose event was cancelled and not yet skipped or compacted.
+    /// Where [`EventQueue::peek_time`] found the earliest live entry, for the
+    /// [`EventQueue::pop`] that usually follows; cleared by any change.
+    peeked: Option<Source>,
+    /// Heap and lane entries whose event was cancelled and not yet skipped or
+    /// compacted.
     tombstones: usize,
+}
+
+/// FIFO lanes beside the heap. Every schedule and pop scans them all, so
+/// they are few: four take the link hops and timeouts of the seed cascade
+/// (about half of its events; the random compute times go to the heap).
+/// Eight also took the compute times, but made the engine bench's hold
+/// workload (random delays only) 1.3x slower.
+const LANES: usize = 4;
+
+/// Where the earliest entry sits.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Heap,
+    Lane(usize),
 }
 
 /// Below this many tombstones compaction is not worth a pass over the heap.
@@ -96,7 +129,8 @@ impl<E> Default for EventQueue<E> {
 }
 
 impl<E> EventQueue<E> {
-    /// Bytes one pending event holds: its payload slot and its heap entry.
+    /// Bytes one pending event holds: its payload slot and its heap or lane
+    /// entry.
     /// (A cancelled event's heap entry lingers as a tombstone until it is
     /// skipped or compacted: at most one per live entry, beyond the first
     /// 1024.)
@@ -104,16 +138,26 @@ impl<E> EventQueue<E> {
 
     /// An empty queue.
     pub fn new() -> Self {
-        EventQueue { heap: BinaryHeap::new(), slots: Vec::new(), free_slots: Vec::new(), seq_next: 0, tombstones: 0 }
+        EventQueue {
+            heap: BinaryHeap::new(),
+            lanes: Default::default(),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            seq_next: 0,
+            peeked: None,
+            tombstones: 0,
+        }
     }
 
     /// An empty queue with room for `capacity` pending events.
     pub fn with_capacity(capacity: usize) -> Self {
         EventQueue {
             heap: BinaryHeap::with_capacity(capacity),
+            lanes: Default::default(),
             slots: Vec::with_capacity(capacity),
             free_slots: Vec::new(),
             seq_next: 0,
+            peeked: None,
             tombstones: 0,
         }
     }
@@ -138,8 +182,56 @@ impl<E> EventQueue<E> {
                 slot
             }
         };
-        self.heap.push(Entry { time, seq, slot });
+        self.peeked = None;
+        let entry = Entry { time, seq, slot };
+        match self.lane_for(time) {
+            Some(lane) => self.lanes[lane].push_back(entry),
+            None => self.heap.push(entry),
+        }
         EventId { slot, seq }
+    }
+
+    /// The lane an event at `time` can join without breaking its order: the
+    /// one whose back is the latest not after `time` (keeping the other lanes
+    /// free for earlier events), else an empty one; `None` means the heap.
+    #[inline]
+    fn lane_for(&self, time: SimTime) -> Option<usize> {
+        let mut best: Option<(usize, SimTime)> = None;
+        let mut empty = None;
+        for (index, lane) in self.lanes.iter().enumerate() {
+            match lane.back() {
+                Some(back) if back.time <= time && best.is_none_or(|(_, t)| back.time > t) => {
+                    best = Some((index, back.time));
+                }
+                Some(_) => {}
+                None => empty = empty.or(Some(index)),
+            }
+        }
+        best.map(|(index, _)| index).or(empty)
+    }
+
+    /// Where the smallest (time, seq) entry, live or cancelled, sits.
+    #[inline]
+    fn earliest(&self) -> Option<(Source, Entry)> {
+        let mut earliest = self.heap.peek().map(|&entry| (Source::Heap, entry));
+        for (index, lane) in self.lanes.iter().enumerate() {
+            if let Some(&front) = lane.front()
+                && earliest.is_none_or(|(_, e)| (front.time, front.seq) < (e.time, e.seq))
+            {
+                earliest = Some((Source::Lane(index), front));
+            }
+        }
+        earliest
+    }
+
+    /// Removes and returns the front entry of `source`, which has one.
+    #[inline]
+    fn remove(&mut self, source: Source) -> Entry {
+        let entry = match source {
+            Source::Heap => self.heap.pop(),
+            Source::Lane(index) => self.lanes[index].pop_front(),
+        };
+        entry.expect("the source has a front entry")
     }
 
     /// Cancels a pending event and returns it; `None` if it already ran or
@@ -150,9 +242,10 @@ impl<E> EventQueue<E> {
             return None;
         }
         let event = slot.event.take()?;
+        self.peeked = None;
         self.free_slots.push(id.slot);
         self.tombstones += 1;
-        if self.tombstones >= TOMBSTONES_MIN_FOR_COMPACTION && self.tombstones * 2 > self.heap.len() {
+        if self.tombstones >= TOMBSTONES_MIN_FOR_COMPACTION && self.tombstones * 2 > self.entries_held() {
             self.compact();
         }
         Some(event)
@@ -166,7 +259,14 @@ impl<E> EventQueue<E> {
     /// Removes and returns the earliest pending event.
     #[inline]
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
-        while let Some(entry) = self.heap.pop() {
+        if let Some(source) = self.peeked.take() {
+            let entry = self.remove(source);
+            let event = self.slots[entry.slot as usize].event.take().expect("peek_time saw it live");
+            self.free_slots.push(entry.slot);
+            return Some((entry.time, event));
+        }
+        while let Some((source, entry)) = self.earliest() {
+            self.remove(source);
             let slot = &mut self.slots[entry.slot as usize];
             if slot.seq == entry.seq
                 && let Some(event) = slot.event.take()
@@ -181,12 +281,13 @@ impl<E> EventQueue<E> {
 
     /// The time of the earliest pending event, skipping cancelled ones.
     pub fn peek_time(&mut self) -> Option<SimTime> {
-        while let Some(entry) = self.heap.peek() {
+        while let Some((source, entry)) = self.earliest() {
             let slot = &self.slots[entry.slot as usize];
             if slot.seq == entry.seq && slot.event.is_some() {
+                self.peeked = Some(source);
                 return Some(entry.time);
             }
-            self.heap.pop();
+            self.remove(source);
             self.tombstones -= 1;
         }
         None
@@ -194,7 +295,7 @@ impl<E> EventQueue<E> {
 
     /// Number of pending (not cancelled) events.
     pub fn len(&self) -> usize {
-        self.heap.len() - self.tombstones
+        self.entries_held() - self.tombstones
     }
 
     /// Whether no event is pending.
@@ -202,9 +303,10 @@ impl<E> EventQueue<E> {
         self.len() == 0
     }
 
-    /// Heap entries held, live and cancelled: what the queue's memory grows with.
+    /// Heap and lane entries held, live and cancelled: what the queue's
+    /// memory grows with.
     pub fn entries_held(&self) -> usize {
-        self.heap.len()
+        self.heap.len() + self.lanes.iter().map(VecDeque::len).sum::<usize>()
     }
 
     /// Slots allocated for payloads (the high-water mark of pending events).
@@ -212,13 +314,18 @@ impl<E> EventQueue<E> {
         self.slots.len()
     }
 
-    /// Drops every tombstone from the heap in one pass.
+    /// Drops every tombstone from the heap and the lanes in one pass (a
+    /// lane keeps its order).
     fn compact(&mut self) {
         let slots = &self.slots;
-        self.heap
-            .retain(|entry| slots[entry.slot as usize].seq == entry.seq && slots[entry.slot as usize].event.is_some());
+        let live =
+            |entry: &Entry| slots[entry.slot as usize].seq == entry.seq && slots[entry.slot as usize].event.is_some();
+        self.heap.retain(live);
+        for lane in &mut self.lanes {
+            lane.retain(live);
+        }
         self.tombstones = 0;
-        debug_assert_eq!(self.heap.len(), self.slots.len() - self.free_slots.len());
+        debug_assert_eq!(self.entries_held(), self.slots.len() - self.free_slots.len());
     }
 }
 
@@ -277,6 +384,69 @@ mod tests {
         assert!(queue.is_empty());
         assert!(held_max <= 2 * TOMBSTONES_MIN_FOR_COMPACTION + 2, "heap grew to {held_max}");
         assert!(queue.slots_allocated() <= 2, "slots grew to {}", queue.slots_allocated());
+    }
+
+    /// Entries in the lanes (the rest are in the heap).
+    fn lane_entries<E>(queue: &EventQueue<E>) -> usize {
+        queue.lanes.iter().map(VecDeque::len).sum()
+    }
+
+    #[test]
+    fn lanes_and_heap_pop_in_time_then_seq_order() {
+        // Two constant-delay classes (they fill lanes) and out-of-order
+        // events that only the heap takes once every lane is busy.
+        let mut queue = EventQueue::new();
+        let mut expect = Vec::new();
+        for i in 0..200u64 {
+            for (delay, tag) in [(500, 0), (5_000, 1), (0, 2)] {
+                let time = SimTime::from_nanos(i * 100 + delay);
+                let seq = expect.len() as u64;
+                queue.schedule(time, (seq, tag));
+                expect.push((time, seq));
+            }
+            // Descending times: each fits no lane, so the heap takes it.
+            let time = SimTime::from_nanos(100_000 - i * 7);
+            let seq = expect.len() as u64;
+            queue.schedule(time, (seq, 3));
+            expect.push((time, seq));
+        }
+        assert!(lane_entries(&queue) > 0 && !queue.heap.is_empty(), "both containers are used");
+        expect.sort();
+        let mut got = Vec::new();
+        while let Some((time, (seq, _))) = queue.pop() {
+            got.push((time, seq));
+        }
+        assert_eq!(got, expect);
+    }
+
+    #[test]
+    fn an_event_cancelled_in_a_lane_never_runs() {
+        let mut queue = EventQueue::new();
+        let ids: Vec<_> = (0..10u64).map(|i| queue.schedule(SimTime::from_secs(i), i)).collect();
+        assert_eq!(lane_entries(&queue), 10, "a time-ordered stream goes to the lanes");
+        assert_eq!(queue.cancel(ids[0]), Some(0)); // at a lane front
+        assert_eq!(queue.cancel(ids[5]), Some(5)); // inside a lane
+        assert_eq!(queue.cancel(ids[5]), None);
+        assert_eq!(queue.len(), 8);
+        assert_eq!(queue.peek_time(), Some(SimTime::from_secs(1)));
+        let order: Vec<u64> = std::iter::from_fn(|| queue.pop().map(|(_, i)| i)).collect();
+        assert_eq!(order, [1, 2, 3, 4, 6, 7, 8, 9]);
+        assert_eq!(queue.entries_held(), 0);
+    }
+
+    #[test]
+    fn tombstones_in_lanes_are_compacted() {
+        // Timeouts a constant 30 s ahead all sit in a lane and are all
+        // cancelled: compaction must drop them from the lane.
+        let mut queue = EventQueue::new();
+        let mut held_max = 0;
+        for i in 0..100_000u64 {
+            let id = queue.schedule(SimTime::from_millis(i) + SimDuration::from_secs(30), i);
+            assert_eq!(queue.cancel(id), Some(i));
+            held_max = held_max.max(queue.entries_held());
+        }
+        assert!(queue.is_empty());
+        assert!(held_max <= TOMBSTONES_MIN_FOR_COMPACTION, "lanes grew to {held_max}");
     }
 
     proptest::proptest! {
