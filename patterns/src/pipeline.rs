@@ -77,6 +77,8 @@
 //! assert_eq!(policy.breaker_state(), Some(BreakerState::Closed)); // 3 failures of 5
 //! ```
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use stormglass_core::time::{SimDuration, SimTime};
 
@@ -331,10 +333,12 @@ pub enum Finish {
     Fallback {
         /// Why, what was served, and how old it was.
         record: FallbackRecord,
-        /// The value served; `None` for an alternate dependency.
-        value: Option<String>,
+        /// The value served; `None` for an alternate dependency. Shared, not
+        /// copied: serving the static value allocates nothing (a cached
+        /// value is copied out of the cache once).
+        value: Option<Arc<str>>,
         /// The alternate dependency to call instead, if that is the fallback.
-        alternate: Option<String>,
+        alternate: Option<Arc<str>>,
         /// The last attempt's outcome.
         outcome: AttemptOutcome,
         /// Attempts sent.
@@ -421,6 +425,10 @@ pub struct Policy {
     breaker: Option<Breaker>,
     bulkhead: Option<Bulkhead>,
     fallback: Fallback<u64, String>,
+    /// The fallback's static value (`static`, or `last_good`'s `otherwise`)
+    /// and alternate dependency, shared so a fallback allocates nothing.
+    static_value: Option<Arc<str>>,
+    alternate: Option<Arc<str>>,
     /// The config's `timeout`, or none at all.
     timeout: TimeoutConfig,
     stats: PolicyStats,
@@ -445,6 +453,16 @@ impl Policy {
             breaker: config.breaker.clone().map(Breaker::new).transpose()?,
             bulkhead: config.bulkhead.clone().map(Bulkhead::new).transpose()?,
             fallback: Fallback::new(config.fallback.clone())?,
+            static_value: match &config.fallback {
+                FallbackConfig::Static { value } | FallbackConfig::LastGood { otherwise: Some(value), .. } => {
+                    Some(Arc::from(value.as_str()))
+                }
+                _ => None,
+            },
+            alternate: match &config.fallback {
+                FallbackConfig::Alternate { dependency } => Some(Arc::from(dependency.as_str())),
+                _ => None,
+            },
             timeout: config.timeout.clone().unwrap_or(NO_TIMEOUTS),
             stats: PolicyStats::default(),
             config,
@@ -699,14 +717,14 @@ impl Policy {
                 self.stats.failures += 1;
                 Finish::Failed { outcome, attempts }
             }
-            Served::Static(value) => {
-                Finish::Fallback { record, value: Some(value.to_string()), alternate: None, outcome, attempts }
+            Served::Static(_) => {
+                Finish::Fallback { record, value: self.static_value.clone(), alternate: None, outcome, attempts }
             }
             Served::Cached { value, .. } => {
-                Finish::Fallback { record, value: Some(value.clone()), alternate: None, outcome, attempts }
+                Finish::Fallback { record, value: Some(Arc::from(value.as_str())), alternate: None, outcome, attempts }
             }
-            Served::Alternate(dependency) => {
-                Finish::Fallback { record, value: None, alternate: Some(dependency.to_string()), outcome, attempts }
+            Served::Alternate(_) => {
+                Finish::Fallback { record, value: None, alternate: self.alternate.clone(), outcome, attempts }
             }
         };
         if matches!(finish, Finish::Fallback { .. }) {
@@ -814,6 +832,33 @@ mod tests {
         assert_eq!(policy.breaker_state(), Some(BreakerState::Closed));
         let transitions: Vec<_> = std::iter::from_fn(|| policy.pop_transition()).map(|t| t.to).collect();
         assert_eq!(transitions, [BreakerState::Open, BreakerState::HalfOpen, BreakerState::Closed]);
+    }
+
+    #[test]
+    fn static_and_alternate_fallbacks_share_one_value_instead_of_allocating() {
+        let mut policy = Policy::new(seed_config()).unwrap();
+        let mut rng = SimRng::from_seed_u64(1);
+        let mut now = SimTime::ZERO;
+        let value = |finish: Finish| match finish {
+            Finish::Fallback { value: Some(v), .. } => v,
+            other => panic!("expected a static fallback, got {other:?}"),
+        };
+        let first = value(drive(&mut policy, &mut now, AttemptOutcome::ConnectionRefused, &mut rng));
+        let second = value(drive(&mut policy, &mut now, AttemptOutcome::ConnectionRefused, &mut rng));
+        assert_eq!(&*first, r#"{"name": "Unknown"}"#);
+        assert!(Arc::ptr_eq(&first, &second), "each fallback copied the value");
+
+        let alternate =
+            PolicyConfig { fallback: FallbackConfig::Alternate { dependency: "mirror".into() }, ..seed_config() };
+        let mut policy = Policy::new(alternate).unwrap();
+        let names: Vec<Arc<str>> = (0..2)
+            .map(|_| match drive(&mut policy, &mut now, AttemptOutcome::ConnectionRefused, &mut rng) {
+                Finish::Fallback { value: None, alternate: Some(name), .. } => name,
+                other => panic!("expected the alternate, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(&*names[0], "mirror");
+        assert!(Arc::ptr_eq(&names[0], &names[1]));
     }
 
     #[test]
