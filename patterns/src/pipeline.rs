@@ -754,29 +754,7 @@ mod tests {
 
     /// The seed combination on order -> user, without the bulkhead.
     fn seed_config() -> PolicyConfig {
-        PolicyConfig {
-            timeout: Some(TimeoutConfig {
-                connect: Some(secs(2)),
-                read: Some(secs(5)),
-                pool: None,
-                write: None,
-                attempt: None,
-                total: None,
-            }),
-            retry: Some(RetryConfig {
-                backoff: crate::retry::Backoff::Exponential {
-                    multiplier: secs(1),
-                    base: 2.0,
-                    min: secs(1),
-                    max: secs(10),
-                },
-                stop: StopConfig { attempts_max: Some(3), ..StopConfig::default() },
-                retry_on: crate::retry::RetryOn { server_errors: false, statuses: vec![], ..Default::default() },
-            }),
-            breaker: Some(BreakerConfig::consecutive(5, secs(60))),
-            fallback: FallbackConfig::Static { value: "{\"name\": \"Unknown\"}".into() },
-            ..PolicyConfig::default()
-        }
+        PolicyConfig { bulkhead: None, ..PolicyConfig::seed_combination() }
     }
 
     /// Drives one call where every attempt ends with `outcome` after `after`.
