@@ -254,8 +254,13 @@ impl Report {
     }
 }
 
-/// A CSV field, quoted when it holds a comma, a quote or a line break.
-fn csv_field(text: &str) -> String {
+/// A CSV field, quoted when it holds a comma, a quote or a line break
+/// (RFC 4180); the CLI's summary, sweep and replay CSVs use it too.
+///
+/// ```
+/// assert_eq!(stormglass_models::report::csv_field("a,b"), "\"a,b\"");
+/// ```
+pub fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
 }
 

@@ -44,7 +44,8 @@ fn percent(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
-fn millis(d: stormglass_core::time::SimDuration) -> String {
+/// A latency as milliseconds with one decimal (`12.3ms`), as tables show it.
+pub fn millis(d: stormglass_core::time::SimDuration) -> String {
     format!("{:.1}ms", d.as_secs_f64() * 1e3)
 }
 

@@ -65,17 +65,13 @@ fn summary_table(out: &mut String, runs: &[Labelled<'_>]) {
                 during,
                 route.degraded,
                 failed,
-                millis(route.latency.p50),
-                millis(route.latency.p99),
+                story::millis(route.latency.p50),
+                story::millis(route.latency.p99),
                 recover
             );
         }
     }
     let _ = writeln!(out, "</table>");
-}
-
-fn millis(d: stormglass_core::time::SimDuration) -> String {
-    format!("{:.1}ms", d.as_secs_f64() * 1e3)
 }
 
 /// Text as XML character data.

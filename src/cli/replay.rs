@@ -33,13 +33,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use stormglass_core::rng::SimRng;
 use stormglass_core::time::{SimDuration, SimTime};
+use stormglass_models::report::csv_field;
 use stormglass_patterns::AttemptOutcome;
 use stormglass_patterns::breaker::{Breaker, BreakerConfig, BreakerState, Permit};
 use stormglass_patterns::budget::{BudgetConfig, RetryBudget};
 use stormglass_patterns::limiter::{Decision, KeyedLimiter, KeyedLimiterConfig, RateLimiter, RateLimiterConfig};
 
 use super::Failure;
-use super::report_out::csv_cell;
 
 /// Most calls one log may hold: a bound on memory and time.
 pub const CALLS_MAX: usize = 10_000_000;
@@ -245,7 +245,7 @@ pub fn replay(pattern: &PatternConfig, calls: &[Call], seed: u64) -> Result<Stri
     let mut ends: BinaryHeap<Reverse<(SimTime, usize)>> = BinaryHeap::new();
     let mut pending: Vec<Pending> = Vec::with_capacity(calls.len());
     let mut row = |out: &mut String, t: SimTime, call: usize, key: &str, event: &str, detail: &str, state: &str| {
-        let _ = writeln!(out, "{t},{call},{},{event},{},{state}", csv_cell(key), csv_cell(detail));
+        let _ = writeln!(out, "{t},{call},{},{event},{},{state}", csv_field(key), csv_field(detail));
     };
     for (index, call) in calls.iter().enumerate() {
         while let Some(&Reverse((end, done))) = ends.peek() {

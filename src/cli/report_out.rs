@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use stormglass_models::report::csv_field;
 use stormglass_models::{Report, story};
 
 use super::{Failure, create_dir, html, svg, write_file};
@@ -81,8 +82,8 @@ pub fn summary_csv(runs: &[Labelled<'_>]) -> String {
         for (name, route) in &run.report.routes {
             let failed: u64 = route.failed.values().sum();
             let cells = [
-                csv_cell(&run.label),
-                csv_cell(name),
+                csv_field(&run.label),
+                csv_field(name),
                 route.arrivals.to_string(),
                 route.ok.to_string(),
                 route.degraded.to_string(),
@@ -110,11 +111,6 @@ fn ms(d: stormglass_core::time::SimDuration) -> String {
 /// (`36.306943`, not `36.306943000000004`).
 pub fn decimal(x: f64) -> String {
     ((x * 1e6).round() / 1e6).to_string()
-}
-
-/// A CSV cell, quoted when it holds a comma, a quote or a line break.
-pub fn csv_cell(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
 }
 
 /// Writes the bundle into `dir`: per run `<label>.json` and

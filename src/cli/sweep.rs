@@ -14,9 +14,10 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 use serde_json::Value;
+use stormglass_models::report::csv_field;
 use stormglass_models::{Report, Scenario, run};
 
-use super::report_out::{csv_cell, decimal};
+use super::report_out::decimal;
 use super::setting::{Setting, apply};
 use super::{Failure, load_scenario, progress, thread_pool, write_file};
 
@@ -220,21 +221,21 @@ fn optional(x: Option<f64>) -> String {
 /// The header, then one row per job: `job,jobs_total,<settings...>,seed,...`.
 fn rows_csv(rows: &[Row], settings: &[Setting], routes: &[String]) -> String {
     let mut header = vec!["job".to_string(), "jobs_total".into()];
-    header.extend(settings.iter().map(|s| csv_cell(&s.path)));
+    header.extend(settings.iter().map(|s| csv_field(&s.path)));
     header.extend(
         ["seed", "requests", "availability", "degraded", "failed", "time_to_detect_s", "time_to_recover_s"]
             .map(String::from),
     );
     for route in routes {
-        header.push(csv_cell(&format!("{route} availability")));
-        header.push(csv_cell(&format!("{route} p99_ms")));
+        header.push(csv_field(&format!("{route} availability")));
+        header.push(csv_field(&format!("{route} p99_ms")));
     }
     let mut out = header.join(",");
     out.push('\n');
     for row in rows {
         let r = &row.report;
         let mut cells = vec![row.job.to_string(), row.jobs_total.to_string()];
-        cells.extend(row.values.iter().map(|v| csv_cell(v)));
+        cells.extend(row.values.iter().map(|v| csv_field(v)));
         cells.extend([
             row.seed.to_string(),
             r.requests.to_string(),
