@@ -702,14 +702,16 @@ impl World {
             // (or the attempt deadline) ends the attempt.
             let at = attempt.connect_timeout_at(now);
             call.attempt_request = None;
-            call.timeout = (at != SimTime::MAX)
-                .then(|| ctx.schedule_at(at, Event::AttemptTimeout { call: call_key, attempt: attempt.number }));
+            call.timeout = (at != SimTime::MAX).then(|| {
+                ctx.schedule_cancellable_at(at, Event::AttemptTimeout { call: call_key, attempt: attempt.number })
+            });
             return;
         }
         let arrives = now + latency;
         let at = attempt.timeout_at(arrives);
-        call.timeout = (at != SimTime::MAX)
-            .then(|| ctx.schedule_at(at, Event::AttemptTimeout { call: call_key, attempt: attempt.number }));
+        call.timeout = (at != SimTime::MAX).then(|| {
+            ctx.schedule_cancellable_at(at, Event::AttemptTimeout { call: call_key, attempt: attempt.number })
+        });
         service.replicas[replica as usize].outstanding += 1;
         let generation = self.generation_next.wrapping_add(1);
         self.generation_next = generation;

@@ -4,6 +4,14 @@
 //! (DESIGN.md, determinism rule 2), because every event gets the next value
 //! of a counter and ties on time are broken by it.
 //!
+//! An entry is the event's time, its sequence number, a slot index and the
+//! payload inline: 16 bytes plus the payload. Popping an event touches its
+//! entry and nothing else. That matters once 10^5 events are pending and the
+//! heap outgrows the caches: a separate payload array, or a wider entry, cost
+//! one more cache miss per event. Sequence numbers are `u32` to keep the
+//! entry that small; when they run out (after 4 x 10^9 events) the pending
+//! entries are renumbered 1, 2, ... in their order, which changes no order.
+//!
 //! Most events of a model are scheduled a constant delay ahead (a link hop,
 //! an attempt timeout), so events of one such class arrive in time order.
 //! Besides the binary heap the queue keeps a few FIFO *lanes*, each sorted by
@@ -16,23 +24,27 @@
 //! the same total order as a single heap, whichever container an event sits
 //! in: only the cost changes (an O(1) push and pop instead of O(log n)).
 //!
-//! Cancellation is O(1): the event's payload leaves its slot at once and the
-//! heap or lane entry becomes a tombstone that [`EventQueue::pop`] skips.
-//! Timeouts are scheduled for almost every request and usually cancelled, so
-//! tombstones would pile up; when they outnumber live events the heap and
-//! the lanes are compacted in one O(n) pass, which keeps memory within a
-//! constant factor of the live events and the cost O(1) amortized per
-//! cancellation.
+//! Only an event scheduled with [`EventQueue::schedule_cancellable`] can be
+//! cancelled; most events (link hops, compute steps, arrivals) never are,
+//! and they skip the bookkeeping. A cancellable event holds a *slot* that
+//! names the pending entry owning it. Cancelling is O(1): the slot is freed
+//! at once and the entry becomes a tombstone that [`EventQueue::pop`] skips,
+//! because its slot no longer names it. Timeouts are scheduled for almost
+//! every request and usually cancelled, so tombstones would pile up; when
+//! they outnumber live events the heap and the lanes are compacted in one
+//! O(n) pass, which keeps memory within a constant factor of the live events
+//! and the cost O(1) amortized per cancellation.
 //!
 //! ```
 //! use stormglass_core::queue::EventQueue;
 //! use stormglass_core::time::SimTime;
 //!
 //! let mut queue = EventQueue::new();
-//! let timeout = queue.schedule(SimTime::from_secs(5), "timeout");
+//! let timeout = queue.schedule_cancellable(SimTime::from_secs(5), "timeout");
 //! queue.schedule(SimTime::from_secs(1), "reply");
 //! queue.schedule(SimTime::from_secs(1), "log");
-//! assert_eq!(queue.cancel(timeout), Some("timeout"));
+//! assert!(queue.cancel(timeout));
+//! assert!(!queue.cancel(timeout), "cancelled once only");
 //! assert_eq!(queue.pop(), Some((SimTime::from_secs(1), "reply")));
 //! assert_eq!(queue.pop(), Some((SimTime::from_secs(1), "log")));
 //! assert_eq!(queue.pop(), None);
@@ -43,66 +55,118 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use crate::time::SimTime;
 
-/// A handle to a scheduled event, for cancelling it.
+/// A handle to a cancellable event, for cancelling it.
 ///
-/// It names the event's slot and sequence number, so a handle to an event
-/// that already ran or was cancelled is recognised and ignored even after
-/// the slot holds another event.
+/// It names the event's slot and the slot's generation, so a handle to an
+/// event that already ran or was cancelled is recognised and ignored even
+/// after the slot holds another event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventId {
     slot: u32,
-    seq: u64,
+    generation: u64,
 }
 
-/// One heap or lane entry. The payload lives in `slots`, so sifting moves 24
-/// bytes whatever the event type is.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
+/// One heap or lane entry, payload included.
+#[derive(Debug)]
+struct Entry<E> {
     time: SimTime,
-    seq: u64,
+    seq: u32,
+    /// The event's slot if it is cancellable, else [`NO_SLOT`].
     slot: u32,
+    event: E,
 }
 
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.seq == other.seq
+/// The `slot` of an event that cannot be cancelled.
+const NO_SLOT: u32 = u32::MAX;
+
+impl<E> Entry<E> {
+    /// The (time, seq) order as one integer: comparing two is one
+    /// branch-free 128-bit compare, which matters because the heap's sifting
+    /// is made of comparisons whose outcome no branch predictor can guess.
+    #[inline]
+    fn rank(&self) -> u128 {
+        (u128::from(self.time.as_nanos()) << 64) | u128::from(self.seq)
     }
 }
-impl Eq for Entry {}
-impl PartialOrd for Entry {
+
+// Reversed throughout, because `BinaryHeap` is a max-heap and we want the
+// earliest. The comparison operators are written out: the defaults go
+// through `Ordering` and compile to slower code in the sift loops.
+impl<E> PartialEq for Entry<E> {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank() == other.rank()
+    }
+}
+impl<E> Eq for Entry<E> {}
+impl<E> PartialOrd for Entry<E> {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
+    #[inline]
+    fn lt(&self, other: &Self) -> bool {
+        other.rank() < self.rank()
+    }
+    #[inline]
+    fn le(&self, other: &Self) -> bool {
+        other.rank() <= self.rank()
+    }
+    #[inline]
+    fn gt(&self, other: &Self) -> bool {
+        other.rank() > self.rank()
+    }
+    #[inline]
+    fn ge(&self, other: &Self) -> bool {
+        other.rank() >= self.rank()
+    }
 }
-impl Ord for Entry {
-    /// Reversed, because `BinaryHeap` is a max-heap and we want the earliest.
+impl<E> Ord for Entry<E> {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        (other.time, other.seq).cmp(&(self.time, self.seq))
+        other.rank().cmp(&self.rank())
     }
 }
 
-#[derive(Debug)]
-struct Slot<E> {
-    /// Sequence number of the event that holds (or last held) this slot.
-    seq: u64,
-    event: Option<E>,
+/// The bookkeeping of one cancellable event.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// Sequence number of the pending entry that owns the slot, or [`FREE`].
+    owner: u32,
+    /// Counts the slot's owners, so that a handle to an earlier owner is
+    /// told apart.
+    generation: u64,
 }
+
+/// A slot's owner when no pending event owns it (sequence numbers start at
+/// 1).
+const FREE: u32 = 0;
 
 /// Pending events, earliest first, ties in scheduling order.
 #[derive(Debug)]
 pub struct EventQueue<E> {
-    heap: BinaryHeap<Entry>,
+    heap: BinaryHeap<Entry<E>>,
     /// FIFO lanes, each sorted by (time, seq): see the module documentation.
-    lanes: [VecDeque<Entry>; LANES],
-    slots: Vec<Slot<E>>,
+    lanes: [VecDeque<Entry<E>>; LANES],
+    slots: Vec<Slot>,
     free_slots: Vec<u32>,
-    seq_next: u64,
+    seq_next: u32,
+    /// Where sequence numbers run out and the entries are renumbered: `u32`
+    /// MAX, lower in tests.
+    seq_limit: u32,
+    generation_next: u64,
     /// Where [`EventQueue::peek_time`] found the earliest live entry, for the
     /// [`EventQueue::pop`] that usually follows; cleared by any change.
     peeked: Option<Source>,
     /// Heap and lane entries whose event was cancelled and not yet skipped or
     /// compacted.
     tombstones: usize,
+}
+
+/// Whether a held entry is a tombstone: cancellable, and its slot no longer
+/// names it.
+#[inline]
+fn is_cancelled<E>(slots: &[Slot], entry: &Entry<E>) -> bool {
+    entry.slot != NO_SLOT && slots[entry.slot as usize].owner != entry.seq
 }
 
 /// FIFO lanes beside the heap. Every schedule and pop scans them all, so
@@ -129,66 +193,90 @@ impl<E> Default for EventQueue<E> {
 }
 
 impl<E> EventQueue<E> {
-    /// Bytes one pending event holds: its payload slot and its heap or lane
-    /// entry.
-    /// (A cancelled event's heap entry lingers as a tombstone until it is
+    /// Bytes one pending event holds: its heap or lane entry, payload
+    /// included, and for a cancellable event its slot.
+    /// (A cancelled event's entry lingers as a tombstone until it is
     /// skipped or compacted: at most one per live entry, beyond the first
     /// 1024.)
-    pub const BYTES_PER_EVENT: usize = std::mem::size_of::<Slot<E>>() + std::mem::size_of::<Entry>();
+    pub const BYTES_PER_EVENT: usize = std::mem::size_of::<Entry<E>>() + std::mem::size_of::<Slot>();
 
     /// An empty queue.
     pub fn new() -> Self {
-        EventQueue {
-            heap: BinaryHeap::new(),
-            lanes: Default::default(),
-            slots: Vec::new(),
-            free_slots: Vec::new(),
-            seq_next: 0,
-            peeked: None,
-            tombstones: 0,
-        }
+        Self::with_capacity(0)
     }
 
-    /// An empty queue with room for `capacity` pending events.
+    /// An empty queue with room for `capacity` pending events in its heap.
     pub fn with_capacity(capacity: usize) -> Self {
         EventQueue {
             heap: BinaryHeap::with_capacity(capacity),
             lanes: Default::default(),
-            slots: Vec::with_capacity(capacity),
+            slots: Vec::new(),
             free_slots: Vec::new(),
-            seq_next: 0,
+            seq_next: FREE + 1,
+            seq_limit: u32::MAX,
+            generation_next: 0,
             peeked: None,
             tombstones: 0,
         }
     }
 
+    /// A queue that runs out of sequence numbers at `limit`, so tests can
+    /// reach the renumbering.
+    #[cfg(test)]
+    fn with_seq_limit(limit: u32) -> Self {
+        EventQueue { seq_limit: limit, ..Self::new() }
+    }
+
+    /// Schedules `event` at `time`; it cannot be cancelled.
+    #[inline]
+    pub fn schedule(&mut self, time: SimTime, event: E) {
+        let seq = self.next_seq();
+        self.push(Entry { time, seq, slot: NO_SLOT, event });
+    }
+
     /// Schedules `event` at `time` and returns a handle to cancel it.
-    pub fn schedule(&mut self, time: SimTime, event: E) -> EventId {
-        let seq = self.seq_next;
-        self.seq_next += 1;
+    pub fn schedule_cancellable(&mut self, time: SimTime, event: E) -> EventId {
+        let seq = self.next_seq();
+        self.generation_next += 1;
+        let owned = Slot { owner: seq, generation: self.generation_next };
         let slot = match self.free_slots.pop() {
             Some(slot) => {
-                let entry = &mut self.slots[slot as usize];
-                debug_assert!(entry.event.is_none(), "a free slot still holds an event");
-                entry.seq = seq;
-                entry.event = Some(event);
+                debug_assert_eq!(self.slots[slot as usize].owner, FREE, "a free slot is owned");
+                self.slots[slot as usize] = owned;
                 slot
             }
             None => {
-                // More than 2^32 simultaneously pending events would exhaust
-                // memory long before this conversion fails.
-                let slot = u32::try_from(self.slots.len()).expect("more than 2^32 pending events");
-                self.slots.push(Slot { seq, event: Some(event) });
+                // More than 2^32 - 1 simultaneously pending cancellable events
+                // would exhaust memory long before this conversion fails.
+                let slot = u32::try_from(self.slots.len())
+                    .ok()
+                    .filter(|&slot| slot != NO_SLOT)
+                    .expect("more than 2^32 - 1 pending cancellable events");
+                self.slots.push(owned);
                 slot
             }
         };
+        self.push(Entry { time, seq, slot, event });
+        EventId { slot, generation: owned.generation }
+    }
+
+    #[inline]
+    fn next_seq(&mut self) -> u32 {
+        if self.seq_next == self.seq_limit {
+            self.renumber();
+        }
+        let seq = self.seq_next;
+        self.seq_next += 1;
+        seq
+    }
+
+    #[inline]
+    fn push(&mut self, entry: Entry<E>) {
         self.peeked = None;
-        let entry = Entry { time, seq, slot };
-        match self.lane_for(time) {
+        match self.lane_for(entry.time) {
             Some(lane) => self.lanes[lane].push_back(entry),
             None => self.heap.push(entry),
         }
-        EventId { slot, seq }
     }
 
     /// The lane an event at `time` can join without breaking its order: the
@@ -212,11 +300,11 @@ impl<E> EventQueue<E> {
 
     /// Where the smallest (time, seq) entry, live or cancelled, sits.
     #[inline]
-    fn earliest(&self) -> Option<(Source, Entry)> {
-        let mut earliest = self.heap.peek().map(|&entry| (Source::Heap, entry));
+    fn earliest(&self) -> Option<(Source, &Entry<E>)> {
+        let mut earliest = self.heap.peek().map(|entry| (Source::Heap, entry));
         for (index, lane) in self.lanes.iter().enumerate() {
-            if let Some(&front) = lane.front()
-                && earliest.is_none_or(|(_, e)| (front.time, front.seq) < (e.time, e.seq))
+            if let Some(front) = lane.front()
+                && earliest.is_none_or(|(_, e)| front.rank() < e.rank())
             {
                 earliest = Some((Source::Lane(index), front));
             }
@@ -226,7 +314,7 @@ impl<E> EventQueue<E> {
 
     /// Removes and returns the front entry of `source`, which has one.
     #[inline]
-    fn remove(&mut self, source: Source) -> Entry {
+    fn remove(&mut self, source: Source) -> Entry<E> {
         let entry = match source {
             Source::Heap => self.heap.pop(),
             Source::Lane(index) => self.lanes[index].pop_front(),
@@ -234,26 +322,29 @@ impl<E> EventQueue<E> {
         entry.expect("the source has a front entry")
     }
 
-    /// Cancels a pending event and returns it; `None` if it already ran or
-    /// was cancelled.
-    pub fn cancel(&mut self, id: EventId) -> Option<E> {
-        let slot = self.slots.get_mut(id.slot as usize)?;
-        if slot.seq != id.seq {
-            return None;
+    /// Cancels a pending event; `false` if it already ran or was cancelled.
+    pub fn cancel(&mut self, id: EventId) -> bool {
+        if !self.is_pending(id) {
+            return false;
         }
-        let event = slot.event.take()?;
+        self.free_slot(id.slot);
         self.peeked = None;
-        self.free_slots.push(id.slot);
         self.tombstones += 1;
         if self.tombstones >= TOMBSTONES_MIN_FOR_COMPACTION && self.tombstones * 2 > self.entries_held() {
             self.compact();
         }
-        Some(event)
+        true
     }
 
     /// Whether the event behind `id` is still pending.
     pub fn is_pending(&self, id: EventId) -> bool {
-        self.slots.get(id.slot as usize).is_some_and(|slot| slot.seq == id.seq && slot.event.is_some())
+        self.slots.get(id.slot as usize).is_some_and(|slot| slot.generation == id.generation && slot.owner != FREE)
+    }
+
+    #[inline]
+    fn free_slot(&mut self, slot: u32) {
+        self.slots[slot as usize].owner = FREE;
+        self.free_slots.push(slot);
     }
 
     /// Removes and returns the earliest pending event.
@@ -261,31 +352,34 @@ impl<E> EventQueue<E> {
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
         if let Some(source) = self.peeked.take() {
             let entry = self.remove(source);
-            let event = self.slots[entry.slot as usize].event.take().expect("peek_time saw it live");
-            self.free_slots.push(entry.slot);
-            return Some((entry.time, event));
+            return Some(self.ran(entry));
         }
-        while let Some((source, entry)) = self.earliest() {
-            self.remove(source);
-            let slot = &mut self.slots[entry.slot as usize];
-            if slot.seq == entry.seq
-                && let Some(event) = slot.event.take()
-            {
-                self.free_slots.push(entry.slot);
-                return Some((entry.time, event));
+        while let Some((source, _)) = self.earliest() {
+            let entry = self.remove(source);
+            if !is_cancelled(&self.slots, &entry) {
+                return Some(self.ran(entry));
             }
             self.tombstones -= 1;
         }
         None
     }
 
+    /// A live entry leaves the queue: its slot, if any, is freed.
+    #[inline]
+    fn ran(&mut self, entry: Entry<E>) -> (SimTime, E) {
+        if entry.slot != NO_SLOT {
+            self.free_slot(entry.slot);
+        }
+        (entry.time, entry.event)
+    }
+
     /// The time of the earliest pending event, skipping cancelled ones.
     pub fn peek_time(&mut self) -> Option<SimTime> {
         while let Some((source, entry)) = self.earliest() {
-            let slot = &self.slots[entry.slot as usize];
-            if slot.seq == entry.seq && slot.event.is_some() {
+            if !is_cancelled(&self.slots, entry) {
+                let time = entry.time;
                 self.peeked = Some(source);
-                return Some(entry.time);
+                return Some(time);
             }
             self.remove(source);
             self.tombstones -= 1;
@@ -303,13 +397,18 @@ impl<E> EventQueue<E> {
         self.len() == 0
     }
 
-    /// Heap and lane entries held, live and cancelled: what the queue's
-    /// memory grows with.
+    /// Heap and lane entries held, live and cancelled.
     pub fn entries_held(&self) -> usize {
         self.heap.len() + self.lanes.iter().map(VecDeque::len).sum::<usize>()
     }
 
-    /// Slots allocated for payloads (the high-water mark of pending events).
+    /// Entries the heap and the lanes have room for: what the queue's memory
+    /// grows with, beside the slots.
+    pub fn capacity(&self) -> usize {
+        self.heap.capacity() + self.lanes.iter().map(VecDeque::capacity).sum::<usize>()
+    }
+
+    /// Slots allocated (the high-water mark of pending cancellable events).
     pub fn slots_allocated(&self) -> usize {
         self.slots.len()
     }
@@ -318,14 +417,39 @@ impl<E> EventQueue<E> {
     /// lane keeps its order).
     fn compact(&mut self) {
         let slots = &self.slots;
-        let live =
-            |entry: &Entry| slots[entry.slot as usize].seq == entry.seq && slots[entry.slot as usize].event.is_some();
+        let live = |entry: &Entry<E>| !is_cancelled(slots, entry);
         self.heap.retain(live);
         for lane in &mut self.lanes {
             lane.retain(live);
         }
         self.tombstones = 0;
-        debug_assert_eq!(self.entries_held(), self.slots.len() - self.free_slots.len());
+    }
+
+    /// Gives the pending entries the sequence numbers 1, 2, ... in their
+    /// (time, seq) order, once the numbers ran out. Renumbering keeps every
+    /// relative order, so the heap and the lanes stay valid; slots follow
+    /// their owners, and handles name slot generations, which do not change.
+    #[cold]
+    fn renumber(&mut self) {
+        self.compact();
+        self.peeked = None;
+        let mut heap = std::mem::take(&mut self.heap).into_vec();
+        let mut ranks: Vec<u128> = heap.iter().chain(self.lanes.iter().flatten()).map(Entry::rank).collect();
+        ranks.sort_unstable();
+        let slots = &mut self.slots;
+        let mut renumber = |entry: &mut Entry<E>| {
+            let index = ranks.binary_search(&entry.rank()).expect("every entry was ranked");
+            // At most 2^32 - 1 entries are held, so the new number fits.
+            entry.seq = FREE + 1 + index as u32;
+            if entry.slot != NO_SLOT {
+                slots[entry.slot as usize].owner = entry.seq;
+            }
+        };
+        heap.iter_mut().for_each(&mut renumber);
+        self.lanes.iter_mut().flatten().for_each(&mut renumber);
+        self.heap = BinaryHeap::from(heap);
+        self.seq_next = FREE + 1 + ranks.len() as u32;
+        assert!(self.seq_next < self.seq_limit, "more pending events than sequence numbers");
     }
 }
 
@@ -355,13 +479,15 @@ mod tests {
     #[test]
     fn a_stale_handle_never_cancels_the_slot_reuser() {
         let mut queue = EventQueue::new();
-        let first = queue.schedule(SimTime::from_secs(1), 'a');
+        let first = queue.schedule_cancellable(SimTime::from_secs(1), 'a');
         assert_eq!(queue.pop(), Some((SimTime::from_secs(1), 'a')));
-        let second = queue.schedule(SimTime::from_secs(2), 'b');
-        assert_eq!(queue.cancel(first), None, "stale handle cancelled a new event");
+        assert!(!queue.is_pending(first));
+        let second = queue.schedule_cancellable(SimTime::from_secs(2), 'b');
+        assert_eq!(second.slot, first.slot, "the slot is reused");
+        assert!(!queue.cancel(first), "stale handle cancelled a new event");
         assert!(queue.is_pending(second));
-        assert_eq!(queue.cancel(second), Some('b'));
-        assert_eq!(queue.cancel(second), None);
+        assert!(queue.cancel(second));
+        assert!(!queue.cancel(second));
         assert!(queue.is_empty());
         assert_eq!(queue.peek_time(), None);
     }
@@ -374,16 +500,16 @@ mod tests {
         let mut now = SimTime::ZERO;
         let mut held_max = 0;
         for i in 0..10_000_000u64 {
-            let timeout = queue.schedule(now + SimDuration::from_secs(30), i);
+            let timeout = queue.schedule_cancellable(now + SimDuration::from_secs(30), i);
             queue.schedule(now + SimDuration::from_millis(1), i);
-            assert_eq!(queue.cancel(timeout), Some(i));
+            assert!(queue.cancel(timeout));
             let (t, _) = queue.pop().expect("the reply is pending");
             now = t;
             held_max = held_max.max(queue.entries_held());
         }
         assert!(queue.is_empty());
         assert!(held_max <= 2 * TOMBSTONES_MIN_FOR_COMPACTION + 2, "heap grew to {held_max}");
-        assert!(queue.slots_allocated() <= 2, "slots grew to {}", queue.slots_allocated());
+        assert!(queue.slots_allocated() <= 1, "slots grew to {}", queue.slots_allocated());
     }
 
     /// Entries in the lanes (the rest are in the heap).
@@ -422,11 +548,11 @@ mod tests {
     #[test]
     fn an_event_cancelled_in_a_lane_never_runs() {
         let mut queue = EventQueue::new();
-        let ids: Vec<_> = (0..10u64).map(|i| queue.schedule(SimTime::from_secs(i), i)).collect();
+        let ids: Vec<_> = (0..10u64).map(|i| queue.schedule_cancellable(SimTime::from_secs(i), i)).collect();
         assert_eq!(lane_entries(&queue), 10, "a time-ordered stream goes to the lanes");
-        assert_eq!(queue.cancel(ids[0]), Some(0)); // at a lane front
-        assert_eq!(queue.cancel(ids[5]), Some(5)); // inside a lane
-        assert_eq!(queue.cancel(ids[5]), None);
+        assert!(queue.cancel(ids[0])); // at a lane front
+        assert!(queue.cancel(ids[5])); // inside a lane
+        assert!(!queue.cancel(ids[5]));
         assert_eq!(queue.len(), 8);
         assert_eq!(queue.peek_time(), Some(SimTime::from_secs(1)));
         let order: Vec<u64> = std::iter::from_fn(|| queue.pop().map(|(_, i)| i)).collect();
@@ -441,35 +567,82 @@ mod tests {
         let mut queue = EventQueue::new();
         let mut held_max = 0;
         for i in 0..100_000u64 {
-            let id = queue.schedule(SimTime::from_millis(i) + SimDuration::from_secs(30), i);
-            assert_eq!(queue.cancel(id), Some(i));
+            let id = queue.schedule_cancellable(SimTime::from_millis(i) + SimDuration::from_secs(30), i);
+            assert!(queue.cancel(id));
             held_max = held_max.max(queue.entries_held());
         }
         assert!(queue.is_empty());
         assert!(held_max <= TOMBSTONES_MIN_FOR_COMPACTION, "lanes grew to {held_max}");
     }
 
+    #[test]
+    fn renumbering_keeps_the_order_and_the_handles() {
+        // Sequence numbers run out every few events: the queue renumbers its
+        // entries many times while events at equal and different times, plain
+        // and cancellable, in lanes and in the heap, are pending.
+        let mut queue = EventQueue::with_seq_limit(64);
+        let mut expect = Vec::new();
+        let mut doomed = Vec::new();
+        for i in 0..30u64 {
+            let time = SimTime::from_nanos((i * 37) % 11);
+            if i % 3 == 0 {
+                doomed.push(queue.schedule_cancellable(time, i));
+            } else {
+                queue.schedule(time, i);
+                expect.push((time, i));
+            }
+        }
+        let kept = queue.schedule_cancellable(SimTime::from_nanos(5), 100);
+        expect.push((SimTime::from_nanos(5), 100));
+        // Each schedule takes a number: 200 of them renumber the queue about
+        // six times.
+        for _ in 0..200 {
+            let id = queue.schedule_cancellable(SimTime::from_nanos(2_000), 0);
+            assert!(queue.cancel(id));
+        }
+        assert!(queue.seq_next < 64, "the numbers were renumbered");
+        for id in &doomed {
+            assert!(queue.cancel(*id), "a handle stays valid across renumbering");
+        }
+        assert!(queue.is_pending(kept));
+        expect.sort();
+        let got: Vec<_> = std::iter::from_fn(|| queue.pop()).collect();
+        assert_eq!(got, expect);
+        assert!(!queue.is_pending(kept));
+    }
+
     proptest::proptest! {
-        /// Against a naive model: a sorted list of (time, seq, payload).
+        /// Against a naive model: a list of (time, seq, payload) sorted
+        /// before each pop, with plain and cancellable events mixed, and
+        /// sequence numbers that run out every `limit` events.
         #[test]
-        fn matches_a_sorted_list(ops in proptest::collection::vec((0u64..50, 0u8..4), 1..400)) {
-            let mut queue = EventQueue::new();
+        fn matches_a_sorted_list(
+            ops in proptest::collection::vec((0u64..50, 0u8..6), 1..600),
+            limit in 60u32..200,
+        ) {
+            let mut queue = EventQueue::with_seq_limit(limit);
             let mut model: Vec<(u64, u64, usize)> = Vec::new();
             let mut ids = Vec::new();
             for (index, &(time, op)) in ops.iter().enumerate() {
+                // Keep the pending events well below the limit: renumbering
+                // needs spare numbers.
+                let op = if op <= 1 && model.len() + 10 >= limit as usize { 4 } else { op };
                 match op {
-                    0 | 1 => {
-                        ids.push(queue.schedule(SimTime::from_nanos(time), index));
-                        model.push((time, index as u64, index));
-                    }
+                    0 => queue.schedule(SimTime::from_nanos(time), index),
+                    1 => ids.push((queue.schedule_cancellable(SimTime::from_nanos(time), index), index)),
                     2 => {
-                        // Cancel an earlier handle, possibly stale.
-                        if let Some(&id) = ids.get(time as usize % ids.len().max(1)) {
-                            let got = queue.cancel(id);
-                            let position = model.iter().position(|&(_, _, p)| Some(p) == got);
+                        // Cancel an earlier handle, possibly one that ran.
+                        if let Some(&(id, payload)) = ids.get(time as usize % ids.len().max(1)) {
+                            let position = model.iter().position(|&(_, _, p)| p == payload);
+                            proptest::prop_assert_eq!(queue.is_pending(id), position.is_some());
+                            proptest::prop_assert_eq!(queue.cancel(id), position.is_some());
                             if let Some(p) = position { model.remove(p); }
-                            proptest::prop_assert_eq!(got.is_some(), position.is_some());
                         }
+                    }
+                    3 => {
+                        model.sort();
+                        let expect = model.first().map(|&(t, _, _)| t);
+                        proptest::prop_assert_eq!(queue.peek_time().map(SimTime::as_nanos), expect);
                     }
                     _ => {
                         model.sort();
@@ -477,6 +650,9 @@ mod tests {
                         let got = queue.pop();
                         proptest::prop_assert_eq!(got.map(|(t, p)| (t.as_nanos(), p)), expect.map(|(t, _, p)| (t, p)));
                     }
+                }
+                if op <= 1 {
+                    model.push((time, index as u64, index));
                 }
                 proptest::prop_assert_eq!(queue.len(), model.len());
             }

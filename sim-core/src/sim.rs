@@ -57,20 +57,32 @@ impl<'a, E> Context<'a, E> {
 
     /// Schedules `event` at `time`; a time in the past means now.
     #[inline]
-    pub fn schedule_at(&mut self, time: SimTime, event: E) -> EventId {
-        debug_assert!(time >= self.now, "scheduled at {time}, before now {}", self.now);
-        self.queue.schedule(time.max(self.now), event)
+    pub fn schedule_at(&mut self, time: SimTime, event: E) {
+        self.queue.schedule(time.max(self.now), event);
     }
 
     /// Schedules `event` after `delay`.
     #[inline]
-    pub fn schedule_in(&mut self, delay: SimDuration, event: E) -> EventId {
-        self.queue.schedule(self.now + delay, event)
+    pub fn schedule_in(&mut self, delay: SimDuration, event: E) {
+        self.queue.schedule(self.now + delay, event);
     }
 
-    /// Cancels a pending event, returning it; `None` if it already ran.
+    /// Schedules `event` at `time` (a time in the past means now) and
+    /// returns a handle to cancel it, as a timeout needs.
     #[inline]
-    pub fn cancel(&mut self, id: EventId) -> Option<E> {
+    pub fn schedule_cancellable_at(&mut self, time: SimTime, event: E) -> EventId {
+        self.queue.schedule_cancellable(time.max(self.now), event)
+    }
+
+    /// Schedules `event` after `delay` and returns a handle to cancel it.
+    #[inline]
+    pub fn schedule_cancellable_in(&mut self, delay: SimDuration, event: E) -> EventId {
+        self.queue.schedule_cancellable(self.now + delay, event)
+    }
+
+    /// Cancels a pending event; `false` if it already ran or was cancelled.
+    #[inline]
+    pub fn cancel(&mut self, id: EventId) -> bool {
         self.queue.cancel(id)
     }
 
@@ -179,13 +191,21 @@ impl<M: Model> Simulation<M> {
         self.model
     }
 
-    /// Schedules an event from outside the model (initial events).
-    pub fn schedule_at(&mut self, time: SimTime, event: M::Event) -> EventId {
-        self.queue.schedule(time.max(self.now), event)
+    /// Schedules an event from outside the model (initial events); a time in
+    /// the past means now.
+    pub fn schedule_at(&mut self, time: SimTime, event: M::Event) {
+        self.queue.schedule(time.max(self.now), event);
     }
 
-    /// Cancels a pending event from outside the model.
-    pub fn cancel(&mut self, id: EventId) -> Option<M::Event> {
+    /// Schedules a cancellable event from outside the model and returns a
+    /// handle to cancel it.
+    pub fn schedule_cancellable_at(&mut self, time: SimTime, event: M::Event) -> EventId {
+        self.queue.schedule_cancellable(time.max(self.now), event)
+    }
+
+    /// Cancels a pending event from outside the model; `false` if it already
+    /// ran or was cancelled.
+    pub fn cancel(&mut self, id: EventId) -> bool {
         self.queue.cancel(id)
     }
 
@@ -286,8 +306,8 @@ mod tests {
             if event == 1 {
                 // Same instant: runs after everything already scheduled for now.
                 ctx.schedule_in(SimDuration::ZERO, 10);
-                let doomed = ctx.schedule_in(SimDuration::from_secs(1), 99);
-                assert_eq!(ctx.cancel(doomed), Some(99));
+                let doomed = ctx.schedule_cancellable_in(SimDuration::from_secs(1), 99);
+                assert!(ctx.cancel(doomed));
             }
         }
     }
