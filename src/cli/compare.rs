@@ -56,16 +56,21 @@ pub fn main(args: Args) -> Result<(), Failure> {
         Failure::BadInput(format!("--seed {first} with --seeds {}: the seeds overflow a u64", args.seeds))
     })?;
     let bar = progress::bar(args.seeds, args.quiet, "seed pairs");
-    let pairs: Vec<(Report, Report)> = thread_pool(args.jobs)?.install(|| {
-        (first..=last)
-            .into_par_iter()
-            .map(|seed| {
-                let pair = (run_seed(&a, seed, &label_a)?, run_seed(&b, seed, &label_b)?);
-                bar.inc(1);
-                Ok(pair)
-            })
-            .collect::<Result<_, Failure>>()
-    })?;
+    let pairs: Vec<(Report, Report)> = thread_pool(args.jobs)?
+        .install(|| {
+            (first..=last)
+                .into_par_iter()
+                .map(|seed| {
+                    let pair = (run_seed(&a, seed, &label_a)?, run_seed(&b, seed, &label_b)?);
+                    bar.inc(1);
+                    Ok(pair)
+                })
+                .collect::<Vec<Result<_, Failure>>>()
+        })
+        .into_iter()
+        // The failure of the lowest seed, not whichever thread failed first:
+        // the same command gives the same message.
+        .collect::<Result<_, Failure>>()?;
     bar.finish_and_clear();
     print!("{}", table(&label_a, &label_b, first, &pairs));
     if let (Some(dir), Some((ra, rb))) = (&args.out, pairs.first()) {

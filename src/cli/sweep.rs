@@ -94,22 +94,27 @@ pub fn main(args: Args) -> Result<(), Failure> {
         })
         .collect();
     let bar = progress::bar(jobs.len() as u64, args.quiet, "runs");
-    let rows: Vec<Row> = thread_pool(args.jobs)?.install(|| {
-        jobs.par_iter()
-            .map(|job| {
-                let mut scenario = scenarios[(job.index / args.seeds) as usize].clone();
-                scenario.seed = job.seed;
-                let report = run(&scenario).map_err(|e| {
-                    Failure::from_run(
-                        &format!("job {} ({} seed {})", job.index, describe(&settings, &job.point), job.seed),
-                        e,
-                    )
-                })?;
-                bar.inc(1);
-                Ok(Row::of(job, jobs_total, &settings, &report))
-            })
-            .collect::<Result<_, Failure>>()
-    })?;
+    let rows: Vec<Row> = thread_pool(args.jobs)?
+        .install(|| {
+            jobs.par_iter()
+                .map(|job| {
+                    let mut scenario = scenarios[(job.index / args.seeds) as usize].clone();
+                    scenario.seed = job.seed;
+                    let report = run(&scenario).map_err(|e| {
+                        Failure::from_run(
+                            &format!("job {} ({} seed {})", job.index, describe(&settings, &job.point), job.seed),
+                            e,
+                        )
+                    })?;
+                    bar.inc(1);
+                    Ok(Row::of(job, jobs_total, &settings, &report))
+                })
+                .collect::<Vec<Result<_, Failure>>>()
+        })
+        .into_iter()
+        // The failure of the first job, not whichever thread failed first: the
+        // same command gives the same message.
+        .collect::<Result<_, Failure>>()?;
     bar.finish_and_clear();
     let routes = route_names(&rows);
     match &args.out {
