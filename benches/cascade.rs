@@ -58,7 +58,7 @@ fn print_memory(cases: &[Case]) {
     println!("memory per in-flight request or call (size_of the slab entries and queue entries):");
     println!("  call through a pipeline (OutboundCall + pipeline Call): {} B", memory.call_bytes);
     println!("  request at a replica (ServerRequest):                   {} B", memory.request_bytes);
-    println!("  pending event (payload slot + heap entry):              {} B", memory.event_bytes);
+    println!("  pending event (queue entry with payload, slot):         {} B", memory.event_bytes);
     println!(
         "  bound: limits.in_flight_max = {limit} requests and calls alive, i.e. at most {:.0} MB of slab entries",
         limit as f64 * memory.call_bytes.max(memory.request_bytes) as f64 / 1e6
