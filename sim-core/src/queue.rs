@@ -147,6 +147,12 @@ pub struct EventQueue<E> {
     heap: BinaryHeap<Entry<E>>,
     /// FIFO lanes, each sorted by (time, seq): see the module documentation.
     lanes: [VecDeque<Entry<E>>; LANES],
+    /// The rank of each lane's front entry, [`EMPTY_LANE`] for an empty
+    /// lane, and the time of each lane's back entry: kept apart from the
+    /// lanes so that every schedule and pop scans two small arrays instead of
+    /// four ring buffers.
+    lane_fronts: [u128; LANES],
+    lane_backs: [SimTime; LANES],
     slots: Vec<Slot>,
     free_slots: Vec<u32>,
     seq_next: u32,
@@ -175,6 +181,10 @@ fn is_cancelled<E>(slots: &[Slot], entry: &Entry<E>) -> bool {
 /// Eight also took the compute times, but made the engine bench's hold
 /// workload (random delays only) 1.3x slower.
 const LANES: usize = 4;
+
+/// The front rank of an empty lane: above every real rank, since sequence
+/// numbers stay below `u32::MAX`.
+const EMPTY_LANE: u128 = u128::MAX;
 
 /// Where the earliest entry sits.
 #[derive(Debug, Clone, Copy)]
@@ -210,6 +220,8 @@ impl<E> EventQueue<E> {
         EventQueue {
             heap: BinaryHeap::with_capacity(capacity),
             lanes: Default::default(),
+            lane_fronts: [EMPTY_LANE; LANES],
+            lane_backs: [SimTime::ZERO; LANES],
             slots: Vec::new(),
             free_slots: Vec::new(),
             seq_next: FREE + 1,
@@ -274,7 +286,13 @@ impl<E> EventQueue<E> {
     fn push(&mut self, entry: Entry<E>) {
         self.peeked = None;
         match self.lane_for(entry.time) {
-            Some(lane) => self.lanes[lane].push_back(entry),
+            Some(lane) => {
+                if self.lane_fronts[lane] == EMPTY_LANE {
+                    self.lane_fronts[lane] = entry.rank();
+                }
+                self.lane_backs[lane] = entry.time;
+                self.lanes[lane].push_back(entry);
+            }
             None => self.heap.push(entry),
         }
     }
@@ -286,13 +304,12 @@ impl<E> EventQueue<E> {
     fn lane_for(&self, time: SimTime) -> Option<usize> {
         let mut best: Option<(usize, SimTime)> = None;
         let mut empty = None;
-        for (index, lane) in self.lanes.iter().enumerate() {
-            match lane.back() {
-                Some(back) if back.time <= time && best.is_none_or(|(_, t)| back.time > t) => {
-                    best = Some((index, back.time));
-                }
-                Some(_) => {}
-                None => empty = empty.or(Some(index)),
+        for index in 0..LANES {
+            let back = self.lane_backs[index];
+            if self.lane_fronts[index] == EMPTY_LANE {
+                empty = empty.or(Some(index));
+            } else if back <= time && best.is_none_or(|(_, t)| back > t) {
+                best = Some((index, back));
             }
         }
         best.map(|(index, _)| index).or(empty)
@@ -300,16 +317,24 @@ impl<E> EventQueue<E> {
 
     /// Where the smallest (time, seq) entry, live or cancelled, sits.
     #[inline]
-    fn earliest(&self) -> Option<(Source, &Entry<E>)> {
-        let mut earliest = self.heap.peek().map(|entry| (Source::Heap, entry));
-        for (index, lane) in self.lanes.iter().enumerate() {
-            if let Some(front) = lane.front()
-                && earliest.is_none_or(|(_, e)| front.rank() < e.rank())
-            {
+    fn earliest(&self) -> Option<Source> {
+        let mut earliest = self.heap.peek().map(|entry| (Source::Heap, entry.rank()));
+        for (index, &front) in self.lane_fronts.iter().enumerate() {
+            if front < earliest.map_or(EMPTY_LANE, |(_, rank)| rank) {
                 earliest = Some((Source::Lane(index), front));
             }
         }
-        earliest
+        earliest.map(|(source, _)| source)
+    }
+
+    /// The front entry of `source`, which has one.
+    #[inline]
+    fn front(&self, source: Source) -> &Entry<E> {
+        let entry = match source {
+            Source::Heap => self.heap.peek(),
+            Source::Lane(index) => self.lanes[index].front(),
+        };
+        entry.expect("the source has a front entry")
     }
 
     /// Removes and returns the front entry of `source`, which has one.
@@ -317,9 +342,22 @@ impl<E> EventQueue<E> {
     fn remove(&mut self, source: Source) -> Entry<E> {
         let entry = match source {
             Source::Heap => self.heap.pop(),
-            Source::Lane(index) => self.lanes[index].pop_front(),
+            Source::Lane(index) => {
+                let lane = &mut self.lanes[index];
+                let entry = lane.pop_front();
+                self.lane_fronts[index] = lane.front().map_or(EMPTY_LANE, Entry::rank);
+                entry
+            }
         };
         entry.expect("the source has a front entry")
+    }
+
+    /// Recomputes the lane ends after the lanes changed wholesale.
+    fn refresh_lane_ends(&mut self) {
+        for (index, lane) in self.lanes.iter().enumerate() {
+            self.lane_fronts[index] = lane.front().map_or(EMPTY_LANE, Entry::rank);
+            self.lane_backs[index] = lane.back().map_or(SimTime::ZERO, |entry| entry.time);
+        }
     }
 
     /// Cancels a pending event; `false` if it already ran or was cancelled.
@@ -354,7 +392,7 @@ impl<E> EventQueue<E> {
             let entry = self.remove(source);
             return Some(self.ran(entry));
         }
-        while let Some((source, _)) = self.earliest() {
+        while let Some(source) = self.earliest() {
             let entry = self.remove(source);
             if !is_cancelled(&self.slots, &entry) {
                 return Some(self.ran(entry));
@@ -375,7 +413,8 @@ impl<E> EventQueue<E> {
 
     /// The time of the earliest pending event, skipping cancelled ones.
     pub fn peek_time(&mut self) -> Option<SimTime> {
-        while let Some((source, entry)) = self.earliest() {
+        while let Some(source) = self.earliest() {
+            let entry = self.front(source);
             if !is_cancelled(&self.slots, entry) {
                 let time = entry.time;
                 self.peeked = Some(source);
@@ -422,6 +461,7 @@ impl<E> EventQueue<E> {
         for lane in &mut self.lanes {
             lane.retain(live);
         }
+        self.refresh_lane_ends();
         self.tombstones = 0;
     }
 
@@ -448,6 +488,7 @@ impl<E> EventQueue<E> {
         heap.iter_mut().for_each(&mut renumber);
         self.lanes.iter_mut().flatten().for_each(&mut renumber);
         self.heap = BinaryHeap::from(heap);
+        self.refresh_lane_ends();
         self.seq_next = FREE + 1 + ranks.len() as u32;
         assert!(self.seq_next < self.seq_limit, "more pending events than sequence numbers");
     }
