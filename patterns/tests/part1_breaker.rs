@@ -205,12 +205,12 @@ fn count_window_half_open_decides_after_all_permitted_calls() {
     call(&mut b, SimTime::ZERO, FAIL);
     call(&mut b, SimTime::ZERO, FAIL);
     let t = SimTime::ZERO + secs(60);
-    let probes: Vec<_> = (0..3).map(|_| b.try_acquire(t).unwrap()).collect();
+    let [first, second, third] = [(); 3].map(|_| b.try_acquire(t).unwrap());
     assert!(b.try_acquire(t).is_err(), "a fourth probe is not permitted");
-    b.on_result(t, probes[0], FAIL, SimDuration::ZERO, &mut rng);
-    b.on_result(t, probes[1], OK, SimDuration::ZERO, &mut rng);
+    b.on_result(t, first, FAIL, SimDuration::ZERO, &mut rng);
+    b.on_result(t, second, OK, SimDuration::ZERO, &mut rng);
     assert_eq!(b.state(), BreakerState::HalfOpen, "undecided until all three complete");
-    b.on_result(t, probes[2], OK, SimDuration::ZERO, &mut rng);
+    b.on_result(t, third, OK, SimDuration::ZERO, &mut rng);
     // 1 of 3 = 33% < 50%.
     assert_eq!(b.state(), BreakerState::Closed);
 

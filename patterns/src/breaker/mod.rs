@@ -571,8 +571,22 @@ pub struct Transition {
 /// Leave to make one call, to be given back to [`Breaker::on_result`].
 ///
 /// It remembers the breaker generation it was issued in, so a result from
-/// before a state change is recognised as stale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// before a state change is recognised as stale. Deliberately neither
+/// `Clone` nor `Copy`: a result is reported once per permit, so a half-open
+/// probe cannot be counted twice.
+///
+/// ```compile_fail
+/// # use stormglass_patterns::breaker::{Breaker, BreakerConfig};
+/// # use stormglass_patterns::AttemptOutcome;
+/// # use stormglass_core::time::{SimDuration, SimTime};
+/// # use stormglass_core::rng::SimRng;
+/// let mut b = Breaker::new(BreakerConfig::default()).unwrap();
+/// let mut rng = SimRng::from_seed_u64(0);
+/// let permit = b.try_acquire(SimTime::ZERO).unwrap();
+/// b.on_result(SimTime::ZERO, permit, AttemptOutcome::OK, SimDuration::ZERO, &mut rng);
+/// b.on_result(SimTime::ZERO, permit, AttemptOutcome::OK, SimDuration::ZERO, &mut rng); // moved
+/// ```
+#[derive(Debug, PartialEq, Eq)]
 #[must_use = "a permit must be given back with on_result"]
 pub struct Permit {
     generation: u64,
