@@ -430,9 +430,11 @@ pub enum Sampler {
     },
     /// Gamma and Erlang.
     Gamma(rand_distr::Gamma<f64>),
-    /// Cumulative weight and component.
+    /// Cumulative weight and component. [`Distribution`] never builds an
+    /// empty one; one built by hand with no part draws zero.
     Mixture(Vec<(f64, Sampler)>),
-    /// See [`Distribution::Empirical`].
+    /// See [`Distribution::Empirical`]. [`Distribution`] never builds an
+    /// empty one; one built by hand with no sample draws zero.
     Empirical(Vec<SimDuration>),
 }
 
@@ -480,10 +482,15 @@ impl Sampler {
             Sampler::Gamma(gamma) => SimDuration::from_secs_f64(gamma.sample(rng)),
             Sampler::Mixture(parts) => {
                 let u = uniform01(rng);
-                let index = parts.iter().position(|(cumulative, _)| u < *cumulative).unwrap_or(parts.len() - 1);
-                parts[index].1.sample(rng)
+                let index = parts.iter().position(|(cumulative, _)| u < *cumulative).unwrap_or(parts.len());
+                // Past the last cumulative weight (rounding) means the last
+                // part; no part at all (a sampler built by hand) means zero.
+                parts.get(index).or(parts.last()).map_or(SimDuration::ZERO, |(_, part)| part.sample(rng))
             }
-            Sampler::Empirical(samples) => samples[below(rng, samples.len() as u64) as usize],
+            Sampler::Empirical(samples) => {
+                // `below(0)` is 0, so an empty list built by hand gives zero.
+                samples.get(below(rng, samples.len() as u64) as usize).copied().unwrap_or(SimDuration::ZERO)
+            }
         }
     }
 }
@@ -495,6 +502,16 @@ mod tests {
 
     fn ms(n: u64) -> SimDuration {
         SimDuration::from_millis(n)
+    }
+
+    #[test]
+    fn a_hand_built_empty_sampler_draws_zero_instead_of_panicking() {
+        let mut rng = RngStreams::new(1).stream("dist.empty");
+        assert_eq!(Sampler::Empirical(Vec::new()).sample(&mut rng), SimDuration::ZERO);
+        assert_eq!(Sampler::Mixture(Vec::new()).sample(&mut rng), SimDuration::ZERO);
+        // A cumulative weight that rounds below 1 still picks the last part.
+        let rounded = Sampler::Mixture(vec![(0.0, Sampler::Constant(ms(1))), (0.0, Sampler::Constant(ms(7)))]);
+        assert_eq!(rounded.sample(&mut rng), ms(7));
     }
 
     /// Draws `n` samples and checks mean and variance against the analytic
