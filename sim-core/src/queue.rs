@@ -147,10 +147,10 @@ pub struct EventQueue<E> {
     heap: BinaryHeap<Entry<E>>,
     /// FIFO lanes, each sorted by (time, seq): see the module documentation.
     lanes: [VecDeque<Entry<E>>; LANES],
-    /// The rank of each lane's front entry, [`EMPTY_LANE`] for an empty
-    /// lane, and the time of each lane's back entry: kept apart from the
-    /// lanes so that every schedule and pop scans two small arrays instead of
-    /// four ring buffers.
+    /// The rank of each lane's front entry ([`EMPTY_LANE`] for an empty
+    /// lane) and the time of its back entry (zero for an empty lane): kept
+    /// apart from the lanes so that every schedule and pop scans a small
+    /// array instead of four ring buffers.
     lane_fronts: [u128; LANES],
     lane_backs: [SimTime; LANES],
     slots: Vec<Slot>,
@@ -302,29 +302,37 @@ impl<E> EventQueue<E> {
     /// free for earlier events), else an empty one; `None` means the heap.
     #[inline]
     fn lane_for(&self, time: SimTime) -> Option<usize> {
-        let mut best: Option<(usize, SimTime)> = None;
-        let mut empty = None;
-        for index in 0..LANES {
-            let back = self.lane_backs[index];
-            if self.lane_fronts[index] == EMPTY_LANE {
-                empty = empty.or(Some(index));
-            } else if back <= time && best.is_none_or(|(_, t)| back > t) {
-                best = Some((index, back));
+        // An empty lane's back reads as time zero, so it fits any event but
+        // loses to every lane that holds entries and fits.
+        let mut best = LANES;
+        let mut best_back = SimTime::ZERO;
+        for (index, &back) in self.lane_backs.iter().enumerate() {
+            if back <= time && (best == LANES || back > best_back) {
+                best = index;
+                best_back = back;
             }
         }
-        best.map(|(index, _)| index).or(empty)
+        (best < LANES).then_some(best)
     }
 
     /// Where the smallest (time, seq) entry, live or cancelled, sits.
     #[inline]
     fn earliest(&self) -> Option<Source> {
-        let mut earliest = self.heap.peek().map(|entry| (Source::Heap, entry.rank()));
+        let mut best_rank = self.heap.peek().map_or(EMPTY_LANE, Entry::rank);
+        let mut best_lane = LANES;
         for (index, &front) in self.lane_fronts.iter().enumerate() {
-            if front < earliest.map_or(EMPTY_LANE, |(_, rank)| rank) {
-                earliest = Some((Source::Lane(index), front));
+            if front < best_rank {
+                best_rank = front;
+                best_lane = index;
             }
         }
-        earliest.map(|(source, _)| source)
+        if best_lane < LANES {
+            Some(Source::Lane(best_lane))
+        } else if self.heap.is_empty() {
+            None
+        } else {
+            Some(Source::Heap)
+        }
     }
 
     /// The front entry of `source`, which has one.
@@ -345,7 +353,10 @@ impl<E> EventQueue<E> {
             Source::Lane(index) => {
                 let lane = &mut self.lanes[index];
                 let entry = lane.pop_front();
-                self.lane_fronts[index] = lane.front().map_or(EMPTY_LANE, Entry::rank);
+                match lane.front() {
+                    Some(front) => self.lane_fronts[index] = front.rank(),
+                    None => (self.lane_fronts[index], self.lane_backs[index]) = (EMPTY_LANE, SimTime::ZERO),
+                }
                 entry
             }
         };
