@@ -147,12 +147,6 @@ pub struct EventQueue<E> {
     heap: BinaryHeap<Entry<E>>,
     /// FIFO lanes, each sorted by (time, seq): see the module documentation.
     lanes: [VecDeque<Entry<E>>; LANES],
-    /// The rank of each lane's front entry ([`EMPTY_LANE`] for an empty
-    /// lane) and the time of its back entry (zero for an empty lane): kept
-    /// apart from the lanes so that every schedule and pop scans a small
-    /// array instead of four ring buffers.
-    lane_fronts: [u128; LANES],
-    lane_backs: [SimTime; LANES],
     slots: Vec<Slot>,
     free_slots: Vec<u32>,
     seq_next: u32,
@@ -181,10 +175,6 @@ fn is_cancelled<E>(slots: &[Slot], entry: &Entry<E>) -> bool {
 /// Eight also took the compute times, but made the engine bench's hold
 /// workload (random delays only) 1.3x slower.
 const LANES: usize = 4;
-
-/// The front rank of an empty lane: above every real rank, since sequence
-/// numbers stay below `u32::MAX`.
-const EMPTY_LANE: u128 = u128::MAX;
 
 /// Where the earliest entry sits.
 #[derive(Debug, Clone, Copy)]
@@ -220,8 +210,6 @@ impl<E> EventQueue<E> {
         EventQueue {
             heap: BinaryHeap::with_capacity(capacity),
             lanes: Default::default(),
-            lane_fronts: [EMPTY_LANE; LANES],
-            lane_backs: [SimTime::ZERO; LANES],
             slots: Vec::new(),
             free_slots: Vec::new(),
             seq_next: FREE + 1,
@@ -286,13 +274,7 @@ impl<E> EventQueue<E> {
     fn push(&mut self, entry: Entry<E>) {
         self.peeked = None;
         match self.lane_for(entry.time) {
-            Some(lane) => {
-                if self.lane_fronts[lane] == EMPTY_LANE {
-                    self.lane_fronts[lane] = entry.rank();
-                }
-                self.lane_backs[lane] = entry.time;
-                self.lanes[lane].push_back(entry);
-            }
+            Some(lane) => self.lanes[lane].push_back(entry),
             None => self.heap.push(entry),
         }
     }
@@ -302,47 +284,32 @@ impl<E> EventQueue<E> {
     /// free for earlier events), else an empty one; `None` means the heap.
     #[inline]
     fn lane_for(&self, time: SimTime) -> Option<usize> {
-        // An empty lane's back reads as time zero, so it fits any event but
-        // loses to every lane that holds entries and fits.
-        let mut best = LANES;
-        let mut best_back = SimTime::ZERO;
-        for (index, &back) in self.lane_backs.iter().enumerate() {
-            if back <= time && (best == LANES || back > best_back) {
-                best = index;
-                best_back = back;
+        let mut best: Option<(usize, SimTime)> = None;
+        let mut empty = None;
+        for (index, lane) in self.lanes.iter().enumerate() {
+            match lane.back() {
+                Some(back) if back.time <= time && best.is_none_or(|(_, t)| back.time > t) => {
+                    best = Some((index, back.time));
+                }
+                Some(_) => {}
+                None => empty = empty.or(Some(index)),
             }
         }
-        (best < LANES).then_some(best)
+        best.map(|(index, _)| index).or(empty)
     }
 
     /// Where the smallest (time, seq) entry, live or cancelled, sits.
     #[inline]
-    fn earliest(&self) -> Option<Source> {
-        let mut best_rank = self.heap.peek().map_or(EMPTY_LANE, Entry::rank);
-        let mut best_lane = LANES;
-        for (index, &front) in self.lane_fronts.iter().enumerate() {
-            if front < best_rank {
-                best_rank = front;
-                best_lane = index;
+    fn earliest(&self) -> Option<(Source, &Entry<E>)> {
+        let mut earliest = self.heap.peek().map(|entry| (Source::Heap, entry));
+        for (index, lane) in self.lanes.iter().enumerate() {
+            if let Some(front) = lane.front()
+                && earliest.is_none_or(|(_, e)| front.rank() < e.rank())
+            {
+                earliest = Some((Source::Lane(index), front));
             }
         }
-        if best_lane < LANES {
-            Some(Source::Lane(best_lane))
-        } else if self.heap.is_empty() {
-            None
-        } else {
-            Some(Source::Heap)
-        }
-    }
-
-    /// The front entry of `source`, which has one.
-    #[inline]
-    fn front(&self, source: Source) -> &Entry<E> {
-        let entry = match source {
-            Source::Heap => self.heap.peek(),
-            Source::Lane(index) => self.lanes[index].front(),
-        };
-        entry.expect("the source has a front entry")
+        earliest
     }
 
     /// Removes and returns the front entry of `source`, which has one.
@@ -350,25 +317,9 @@ impl<E> EventQueue<E> {
     fn remove(&mut self, source: Source) -> Entry<E> {
         let entry = match source {
             Source::Heap => self.heap.pop(),
-            Source::Lane(index) => {
-                let lane = &mut self.lanes[index];
-                let entry = lane.pop_front();
-                match lane.front() {
-                    Some(front) => self.lane_fronts[index] = front.rank(),
-                    None => (self.lane_fronts[index], self.lane_backs[index]) = (EMPTY_LANE, SimTime::ZERO),
-                }
-                entry
-            }
+            Source::Lane(index) => self.lanes[index].pop_front(),
         };
         entry.expect("the source has a front entry")
-    }
-
-    /// Recomputes the lane ends after the lanes changed wholesale.
-    fn refresh_lane_ends(&mut self) {
-        for (index, lane) in self.lanes.iter().enumerate() {
-            self.lane_fronts[index] = lane.front().map_or(EMPTY_LANE, Entry::rank);
-            self.lane_backs[index] = lane.back().map_or(SimTime::ZERO, |entry| entry.time);
-        }
     }
 
     /// Cancels a pending event; `false` if it already ran or was cancelled.
@@ -403,7 +354,7 @@ impl<E> EventQueue<E> {
             let entry = self.remove(source);
             return Some(self.ran(entry));
         }
-        while let Some(source) = self.earliest() {
+        while let Some((source, _)) = self.earliest() {
             let entry = self.remove(source);
             if !is_cancelled(&self.slots, &entry) {
                 return Some(self.ran(entry));
@@ -424,8 +375,7 @@ impl<E> EventQueue<E> {
 
     /// The time of the earliest pending event, skipping cancelled ones.
     pub fn peek_time(&mut self) -> Option<SimTime> {
-        while let Some(source) = self.earliest() {
-            let entry = self.front(source);
+        while let Some((source, entry)) = self.earliest() {
             if !is_cancelled(&self.slots, entry) {
                 let time = entry.time;
                 self.peeked = Some(source);
@@ -472,7 +422,6 @@ impl<E> EventQueue<E> {
         for lane in &mut self.lanes {
             lane.retain(live);
         }
-        self.refresh_lane_ends();
         self.tombstones = 0;
     }
 
@@ -499,7 +448,6 @@ impl<E> EventQueue<E> {
         heap.iter_mut().for_each(&mut renumber);
         self.lanes.iter_mut().flatten().for_each(&mut renumber);
         self.heap = BinaryHeap::from(heap);
-        self.refresh_lane_ends();
         self.seq_next = FREE + 1 + ranks.len() as u32;
         assert!(self.seq_next < self.seq_limit, "more pending events than sequence numbers");
     }
