@@ -125,6 +125,10 @@ const BUCKETS_MAX: usize = ((64 - SUB_BUCKET_BITS as usize) + 1) * SUB_BUCKETS a
 pub struct Histogram {
     /// Counts by bucket index, grown to the highest index seen.
     counts: Vec<u64>,
+    /// One bit per bucket, set when its count is not zero. A per-second
+    /// timeline bucket holds a few hundred samples spread over up to ~2000
+    /// buckets: percentiles and `clear` visit only the set bits.
+    occupied: Vec<u64>,
     count: u64,
     /// Saturating: 584 years of summed latency is beyond any run here, and a
     /// `u64` serializes in every format (JSON has no `u128`).
@@ -162,15 +166,39 @@ impl Histogram {
         Self::default()
     }
 
+    /// Makes room for bucket `index` in the counts and the bitmap.
+    #[inline]
+    fn grow_to(&mut self, index: usize) {
+        if index >= self.counts.len() {
+            self.counts.resize(index + 1, 0);
+            self.occupied.resize(index / 64 + 1, 0);
+        }
+    }
+
+    /// The non-empty buckets from the smallest sample's up, in index order,
+    /// with their counts.
+    fn occupied_buckets(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        let first = if self.count == 0 { self.occupied.len() } else { bucket_index(self.min_ns) / 64 };
+        self.occupied.iter().enumerate().skip(first).flat_map(move |(word, &bits)| {
+            let mut bits = bits;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let index = word * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    (index, self.counts[index])
+                })
+            })
+        })
+    }
+
     /// Records one latency.
     #[inline]
     pub fn record(&mut self, latency: SimDuration) {
         let value = latency.as_nanos();
         let index = bucket_index(value);
-        if index >= self.counts.len() {
-            self.counts.resize(index + 1, 0);
-        }
+        self.grow_to(index);
         self.counts[index] += 1;
+        self.occupied[index / 64] |= 1 << (index % 64);
         if self.count == 0 || value < self.min_ns {
             self.min_ns = value;
         }
@@ -184,11 +212,12 @@ impl Histogram {
         if other.count == 0 {
             return;
         }
-        if other.counts.len() > self.counts.len() {
-            self.counts.resize(other.counts.len(), 0);
+        self.grow_to(other.counts.len() - 1);
+        for (index, count) in other.occupied_buckets() {
+            self.counts[index] += count;
         }
-        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
-            *mine += theirs;
+        for (mine, theirs) in self.occupied.iter_mut().zip(&other.occupied) {
+            *mine |= theirs;
         }
         self.min_ns = if self.count == 0 { other.min_ns } else { self.min_ns.min(other.min_ns) };
         self.max_ns = self.max_ns.max(other.max_ns);
@@ -199,12 +228,18 @@ impl Histogram {
     /// Forgets every sample, keeping the allocation.
     pub fn clear(&mut self) {
         if self.count > 0 {
-            // Only buckets between the smallest and the largest sample can
-            // be non-zero: a per-bucket timeline clears thousands of empty
-            // counters below ~10 ms otherwise.
-            let (first, last) = (bucket_index(self.min_ns), bucket_index(self.max_ns));
-            self.counts[first..=last].iter_mut().for_each(|c| *c = 0);
+            // Only the occupied buckets are non-zero, and only the bitmap
+            // words from the smallest to the largest sample have bits set.
+            let (first, last) = (bucket_index(self.min_ns) / 64, bucket_index(self.max_ns) / 64);
+            for word in first..=last {
+                let mut bits = std::mem::take(&mut self.occupied[word]);
+                while bits != 0 {
+                    self.counts[word * 64 + bits.trailing_zeros() as usize] = 0;
+                    bits &= bits - 1;
+                }
+            }
             debug_assert!(self.counts.iter().all(|&c| c == 0), "a sample outside [min, max]");
+            debug_assert!(self.occupied.iter().all(|&w| w == 0), "an occupied bit outside [min, max]");
         }
         self.count = 0;
         self.sum_ns = 0;
@@ -257,22 +292,22 @@ impl Histogram {
             ((q * self.count as f64).ceil() as u64).clamp(1, self.count)
         };
         let mut next = 0;
+        // The rank the next quantile waits for, computed once per quantile
+        // rather than once per bucket.
+        let Some(&first) = qs.first() else { return };
+        let mut wanted = rank(first);
         let mut seen = 0;
-        // Buckets below the smallest sample are empty: start there.
-        let first = bucket_index(self.min_ns);
-        for (index, &count) in self.counts.iter().enumerate().skip(first) {
-            if count == 0 {
-                continue;
-            }
+        for (index, count) in self.occupied_buckets() {
             seen += count;
-            while next < qs.len() && seen >= rank(qs[next]) {
+            while seen >= wanted {
                 let (low, width) = bucket_bounds(index);
                 let middle = low + (width - 1) / 2;
                 out[next] = SimDuration::from_nanos(middle.clamp(self.min_ns, self.max_ns));
                 next += 1;
-            }
-            if next == qs.len() {
-                return;
+                match qs.get(next) {
+                    Some(&q) => wanted = rank(q),
+                    None => return,
+                }
             }
         }
         out[next..].iter_mut().for_each(|o| *o = self.max());
@@ -308,7 +343,7 @@ struct HistogramData {
 
 impl Serialize for Histogram {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let buckets = self.counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| (i as u32, *c)).collect();
+        let buckets = self.occupied_buckets().map(|(i, c)| (i as u32, c)).collect();
         HistogramData { count: self.count, sum_ns: self.sum_ns, min_ns: self.min_ns, max_ns: self.max_ns, buckets }
             .serialize(s)
     }
@@ -324,6 +359,7 @@ impl<'de> Deserialize<'de> for Histogram {
             min_ns: data.min_ns,
             max_ns: data.max_ns,
             counts: Vec::new(),
+            occupied: Vec::new(),
         };
         let mut total = 0u64;
         for (index, count) in data.buckets {
@@ -336,10 +372,11 @@ impl<'de> Deserialize<'de> for Histogram {
             if count > 0 && (index < bucket_index(data.min_ns) || index > bucket_index(data.max_ns)) {
                 return Err(D::Error::custom(format!("histogram bucket {index} lies outside min_ns..=max_ns")));
             }
-            if index >= histogram.counts.len() {
-                histogram.counts.resize(index + 1, 0);
+            if count > 0 {
+                histogram.grow_to(index);
+                histogram.counts[index] += count;
+                histogram.occupied[index / 64] |= 1 << (index % 64);
             }
-            histogram.counts[index] += count;
             total = total.saturating_add(count);
         }
         if total != histogram.count {
@@ -429,6 +466,56 @@ mod tests {
         let mut empty = Histogram::new();
         empty.merge(&both);
         assert_eq!(empty, both);
+    }
+
+    /// Nearest-rank quantile by scanning every counter, as the histogram
+    /// did before it kept a bitmap of occupied buckets.
+    fn percentile_by_full_scan(h: &Histogram, q: f64) -> SimDuration {
+        let rank = ((q * h.count as f64).ceil() as u64).clamp(1, h.count);
+        let mut seen = 0;
+        for (index, &count) in h.counts.iter().enumerate() {
+            seen += count;
+            if count > 0 && seen >= rank {
+                let (low, width) = bucket_bounds(index);
+                return SimDuration::from_nanos((low + (width - 1) / 2).clamp(h.min_ns, h.max_ns));
+            }
+        }
+        h.max()
+    }
+
+    #[test]
+    fn occupied_bitmap_tracks_the_counts_through_clear_and_merge() {
+        let mut rng = RngStreams::new(5).stream("bitmap");
+        let mut timeline_bucket = Histogram::new();
+        let mut total = Histogram::new();
+        for round in 0..50 {
+            // Rounds of different spreads, as a per-second bucket sees
+            // before, during and after a fault (1 us .. 100 s).
+            let octaves = 1.0 + (round % 8) as f64;
+            for _ in 0..(round * 7) % 300 {
+                let ns = 10f64.powf(3.0 + octaves * rng.uniform01()) as u64;
+                timeline_bucket.record(SimDuration::from_nanos(ns));
+            }
+            for (word, &bits) in timeline_bucket.occupied.iter().enumerate() {
+                for bit in 0..64 {
+                    let index = word * 64 + bit;
+                    let count = timeline_bucket.counts.get(index).copied().unwrap_or(0);
+                    assert_eq!(bits >> bit & 1 == 1, count > 0, "round {round}, bucket {index}");
+                }
+            }
+            if timeline_bucket.count() > 0 {
+                for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
+                    let expected = percentile_by_full_scan(&timeline_bucket, q);
+                    assert_eq!(timeline_bucket.percentile(q), expected, "round {round}, q={q}");
+                }
+            }
+            total.merge(&timeline_bucket);
+            timeline_bucket.clear();
+            assert!(timeline_bucket.occupied.iter().all(|&w| w == 0), "clear leaves no bit set");
+        }
+        for q in [0.5, 0.99] {
+            assert_eq!(total.percentile(q), percentile_by_full_scan(&total, q));
+        }
     }
 
     #[test]
