@@ -86,6 +86,28 @@ fn no_arguments_tells_the_seed_cascade_story() {
 }
 
 #[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    // `stormglass run --format json | head -1`: the JSON of both variants
+    // (megabytes) is far more than a pipe holds, so the command is still
+    // writing when the reader goes away.
+    let program = assert_cmd::cargo::cargo_bin("stormglass");
+    let mut child = std::process::Command::new(program)
+        .args(["run", "--format", "json", "-q"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(child.stdout.as_mut().expect("piped"), &mut first).expect("some output");
+    assert_eq!(&first, b"[");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("the binary ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+#[test]
 fn run_prints_each_format_and_replaces_the_seed() {
     let dir = scratch("formats");
     let file = write(&dir, "small.ron", &small_scenario(""));

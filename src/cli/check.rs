@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::{Failure, load_scenario};
+use super::{Failure, load_scenario, print_stdout};
 
 /// `stormglass check`.
 #[derive(Debug, clap::Args)]
@@ -16,8 +16,7 @@ pub struct Args {
 /// Prints the normalized scenario on stdout, or the first problem.
 pub fn main(args: Args) -> Result<(), Failure> {
     let scenario = load_scenario(&args.file)?;
-    print!("{}", normalized(&scenario)?);
-    Ok(())
+    print_stdout(&normalized(&scenario)?)
 }
 
 /// The scenario as pretty RON that parses back to the same scenario.

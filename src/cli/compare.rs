@@ -14,7 +14,7 @@ use stormglass_models::{Report, Scenario, run};
 
 use super::report_out::{Labelled, write_bundle};
 use super::stats::{Interval, interval};
-use super::{Failure, label_of, load_scenario, progress, thread_pool};
+use super::{Failure, label_of, load_scenario, print_stdout, progress, thread_pool};
 
 /// Most seeds one compare may run: a bound, so a typo cannot run for hours.
 pub const SEEDS_MAX: u64 = 100_000;
@@ -72,7 +72,7 @@ pub fn main(args: Args) -> Result<(), Failure> {
         // the same command gives the same message.
         .collect::<Result<_, Failure>>()?;
     bar.finish_and_clear();
-    print!("{}", table(&label_a, &label_b, first, &pairs));
+    print_stdout(&table(&label_a, &label_b, first, &pairs))?;
     if let (Some(dir), Some((ra, rb))) = (&args.out, pairs.first()) {
         let runs = [Labelled { label: label_a, report: ra }, Labelled { label: label_b, report: rb }];
         let written = write_bundle(dir, &runs)?;

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{Failure, write_file};
+use super::{Failure, print_stdout, write_file};
 
 /// `stormglass merge`.
 #[derive(Debug, clap::Args)]
@@ -24,10 +24,7 @@ pub fn main(args: Args) -> Result<(), Failure> {
     let merged = merge_files(&args.files)?;
     match &args.out {
         Some(path) => write_file(path, merged.as_bytes()),
-        None => {
-            print!("{merged}");
-            Ok(())
-        }
+        None => print_stdout(&merged),
     }
 }
 

@@ -74,6 +74,18 @@ pub fn label_of(path: &Path) -> String {
     path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned())
 }
 
+/// Prints `text` on stdout. A reader that stops early (`| head`) closes the
+/// pipe: that ends the output quietly, as it does for Unix tools, instead of
+/// the panic `print!` gives.
+pub fn print_stdout(text: &str) -> Result<(), Failure> {
+    use std::io::{ErrorKind, Write};
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(Failure::BadInput(format!("cannot write to stdout: {e}"))),
+        _ => Ok(()),
+    }
+}
+
 /// Writes `contents` to `path`, naming the path on failure.
 pub fn write_file(path: &Path, contents: &[u8]) -> Result<(), Failure> {
     std::fs::write(path, contents).map_err(|e| Failure::BadInput(format!("{}: cannot write: {e}", path.display())))

@@ -39,7 +39,7 @@ use stormglass_patterns::breaker::{Breaker, BreakerConfig, BreakerState, Permit}
 use stormglass_patterns::budget::{BudgetConfig, RetryBudget};
 use stormglass_patterns::limiter::{Decision, KeyedLimiter, KeyedLimiterConfig, RateLimiter, RateLimiterConfig};
 
-use super::Failure;
+use super::{Failure, print_stdout};
 
 /// Most calls one log may hold: a bound on memory and time.
 pub const CALLS_MAX: usize = 10_000_000;
@@ -91,8 +91,7 @@ pub struct Call {
 pub fn main(args: Args) -> Result<(), Failure> {
     let pattern = load_pattern(&args.pattern)?;
     let calls = load_calls(&args.calls)?;
-    print!("{}", replay(&pattern, &calls, args.seed)?);
-    Ok(())
+    print_stdout(&replay(&pattern, &calls, args.seed)?)
 }
 
 /// Reads and validates a pattern file; errors name the file and where.

@@ -10,7 +10,7 @@ use stormglass_models::run::run_with_progress;
 use stormglass_models::seed::{Variant, seed_cascade};
 
 use super::report_out::{Format, Labelled, render, write_bundle};
-use super::{Failure, label_of, load_scenario, progress};
+use super::{Failure, label_of, load_scenario, print_stdout, progress};
 
 /// `stormglass run`.
 #[derive(Debug, Default, clap::Args)]
@@ -51,7 +51,7 @@ pub fn main(args: Args) -> Result<(), Failure> {
     let reports = run_all(&runs, args.quiet)?;
     let labelled: Vec<Labelled<'_>> =
         runs.iter().zip(&reports).map(|((label, _, _), report)| Labelled { label: label.clone(), report }).collect();
-    print!("{}", render(args.format, &labelled)?);
+    print_stdout(&render(args.format, &labelled)?)?;
     if let Some(dir) = &args.out {
         let written = write_bundle(dir, &labelled)?;
         if !args.quiet {

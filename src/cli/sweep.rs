@@ -19,7 +19,7 @@ use stormglass_models::{Report, Scenario, run};
 
 use super::report_out::decimal;
 use super::setting::{Setting, apply};
-use super::{Failure, load_scenario, progress, thread_pool, write_file};
+use super::{Failure, load_scenario, print_stdout, progress, thread_pool, write_file};
 
 /// Most jobs (points times seeds) one sweep may hold.
 pub const SWEEP_JOBS_MAX: u64 = 10_000_000;
@@ -123,10 +123,7 @@ pub fn main(args: Args) -> Result<(), Failure> {
             write_file(path, json.as_bytes())
         }
         Some(path) => write_file(path, rows_csv(&rows, &settings, &routes).as_bytes()),
-        None => {
-            print!("{}", rows_csv(&rows, &settings, &routes));
-            Ok(())
-        }
+        None => print_stdout(&rows_csv(&rows, &settings, &routes)),
     }
 }
 
