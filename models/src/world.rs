@@ -868,8 +868,7 @@ impl World {
             self.run(ctx, request_key);
         } else if (replica.queue.len() as u32) < service.queue_capacity {
             replica.queue.push_back(request_key);
-            let queued: u32 = service.replicas.iter().map(|r| r.queue.len() as u32).sum();
-            service.series.queue_length.set(now, u64::from(queued));
+            service.record_queue_length(now);
         } else {
             service.series.rejected_queue_full.add(now, 1);
             let full = Answer { outcome: AttemptOutcome::Status(503), degraded: false, cause: Some(Cause::QueueFull) };
@@ -914,8 +913,7 @@ impl World {
                 (Execution::ThreadPool { discipline: Discipline::Lifo, .. }, false) => rep.queue.pop_back(),
                 _ => rep.queue.pop_front(),
             };
-            let queued: u32 = s.replicas.iter().map(|r| r.queue.len() as u32).sum();
-            s.series.queue_length.set(now, u64::from(queued));
+            s.record_queue_length(now);
             let abandon = s.abandon_on_caller_timeout;
             let Some(next) = next else { return };
             let Some(request) = self.request_mut(next) else { continue };
@@ -1026,6 +1024,7 @@ impl World {
                     self.run(ctx, request_key);
                 } else {
                     replica.queue.push_front(request_key);
+                    service.record_queue_length(ctx.now());
                 }
             }
             RequestState::InTransit | RequestState::Queued => {}
@@ -1232,6 +1231,19 @@ impl Dependency {
     }
 }
 
+impl Service {
+    /// Requests waiting in all the replicas' queues.
+    fn queued(&self) -> u64 {
+        self.replicas.iter().map(|r| r.queue.len() as u64).sum()
+    }
+
+    /// Sets the queue-length gauge after a queue changed.
+    fn record_queue_length(&mut self, now: SimTime) {
+        let queued = self.queued();
+        self.series.queue_length.set(now, queued);
+    }
+}
+
 impl ServiceSeries {
     fn new(buckets: Buckets) -> Self {
         ServiceSeries {
@@ -1282,6 +1294,16 @@ impl Model for World {
     type Event = Event;
 
     fn handle(&mut self, event: Event, ctx: &mut Context<'_, Event>) {
+        self.dispatch(event, ctx);
+        debug_assert!(
+            self.services.iter().all(|s| s.series.queue_length.value() == s.queued()),
+            "a queue changed without its queue-length gauge"
+        );
+    }
+}
+
+impl World {
+    fn dispatch(&mut self, event: Event, ctx: &mut Context<'_, Event>) {
         match event {
             Event::ClientArrival { client } => self.client_arrival(ctx, client, None),
             Event::UserWake { client, user } => {
