@@ -266,10 +266,18 @@ fn retry_storm_with_a_budget_recovers_after_the_spike() {
     assert!(recovered_s.is_some_and(|s| s <= 30), "goodput back only at {recovered_s:?} s");
     let api_after = rate(service(r, "api"), "arrivals", 30, 60);
     assert!(api_after < 1.02 * offered_after, "api saw {api_after}/s for {offered_after}/s offered");
-    // The budget refused retries around the spike only.
-    let throttled = counts(items, "failed_throttled");
+    // The budget refused retries around the spike only...
+    let throttled = counts(items, "throttled");
     assert!(throttled[20..28].iter().sum::<u64>() > 100);
     assert_eq!(throttled[30..].iter().sum::<u64>(), 0);
+    // ...and a request whose retry it refused failed as its last attempt
+    // did (gRPC returns that status), never as "throttled": in every bucket,
+    // each refusal is one of the failures.
+    assert!(!r.routes[ITEMS].failed.contains_key(&Cause::Throttled), "{:?}", r.routes[ITEMS].failed);
+    let failed_series: Vec<Vec<u64>> =
+        Cause::ALL.iter().map(|c| counts(items, &format!("failed_{}", c.name()))).collect();
+    let failures = |bucket: usize| failed_series.iter().map(|series| series[bucket]).sum::<u64>();
+    assert!((0..throttled.len()).all(|b| throttled[b] <= failures(b)), "{throttled:?}");
 }
 
 // ---- rate limiters -------------------------------------------------------------

@@ -135,7 +135,10 @@ pub struct RouteReport {
     /// of its level before the first fault (over a 5-bucket window); `None`
     /// when there was no fault or it never came back.
     pub time_to_recover: Option<SimDuration>,
-    /// Per-bucket series: arrivals, ok, degraded, failed_<cause>, latency.
+    /// Per-bucket series: arrivals, ok, degraded, failed_<cause>, latency;
+    /// and throttled, the attempts the client's retry budget refused, when
+    /// there were any. A refused retry ends its request with the failure
+    /// it was retrying, so it is counted under that cause, not `throttled`.
     pub timeline: Timeline,
 }
 
@@ -174,7 +177,8 @@ pub struct EdgeReport {
     pub transitions_dropped: u64,
     /// Per-bucket series: calls, attempts, retries, ok, fallbacks, failed,
     /// rejected_circuit_open, rejected_bulkhead_full, breaker_state
-    /// (0 closed, 1 half-open, 2 open).
+    /// (0 closed, 1 half-open, 2 open); and throttled, the attempts the
+    /// retry budget refused, when there were any.
     pub timeline: Timeline,
 }
 

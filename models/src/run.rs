@@ -180,6 +180,10 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
                     timeline.insert_counts(&format!("failed_{}", cause.name()), counts);
                 }
             }
+            // Only with a budget that refused something, as failed_*.
+            if series.throttled.total() > 0 {
+                timeline.insert_counts("throttled", &series.throttled);
+            }
             timeline.insert_latency("latency", &series.latency);
             let arrivals = series.arrivals.total();
             let good = series.ok.total() + series.degraded.total();
@@ -254,6 +258,9 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
             timeline.insert_counts("failed", &s.failed);
             timeline.insert_counts("rejected_circuit_open", &s.rejected_circuit_open);
             timeline.insert_counts("rejected_bulkhead_full", &s.rejected_bulkhead_full);
+            if s.throttled.total() > 0 {
+                timeline.insert_counts("throttled", &s.throttled);
+            }
             if dependency.policy.breaker_state().is_some() {
                 timeline.insert_gauge("breaker_state", &s.breaker_state, end);
             }

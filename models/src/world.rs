@@ -76,8 +76,17 @@ enum Owner {
 /// Which policy a call runs through.
 #[derive(Debug, Clone, Copy)]
 enum PolicyRef {
-    Edge { service: u32, dependency: u32 },
-    Client { client: u32, member: u32 },
+    Edge {
+        service: u32,
+        dependency: u32,
+    },
+    /// `route` is the client's route slot, where its throttled retries are
+    /// booked.
+    Client {
+        client: u32,
+        member: u32,
+        route: u32,
+    },
 }
 
 /// A call in progress through a pipeline.
@@ -220,6 +229,8 @@ pub(crate) struct EdgeSeries {
     pub(crate) failed: CountSeries,
     pub(crate) rejected_circuit_open: CountSeries,
     pub(crate) rejected_bulkhead_full: CountSeries,
+    /// Attempts the retry budget refused.
+    pub(crate) throttled: CountSeries,
     pub(crate) breaker_state: GaugeSeries,
 }
 
@@ -229,6 +240,8 @@ pub(crate) struct RouteSeries {
     pub(crate) ok: CountSeries,
     pub(crate) degraded: CountSeries,
     pub(crate) failed: Vec<CountSeries>,
+    /// Attempts the client's retry budget refused.
+    pub(crate) throttled: CountSeries,
     pub(crate) latency: LatencySeries,
     pub(crate) latency_total: stormglass_core::metrics::Histogram,
     pub(crate) in_flight: u64,
@@ -603,7 +616,7 @@ impl World {
             return;
         }
         let owner = Owner::Client { client, route: slot as u32, user };
-        let policy = PolicyRef::Client { client, member };
+        let policy = PolicyRef::Client { client, member, route: slot as u32 };
         self.start_call(ctx, owner, policy, node, target, route, true, Request::idempotent(0));
     }
 
@@ -1178,9 +1191,16 @@ fn drive_policy<T>(
     f: impl FnOnce(&mut Policy, &mut SimRng) -> T,
 ) -> T {
     match policy {
-        PolicyRef::Client { client, member } => {
+        PolicyRef::Client { client, member, route } => {
             let c = &mut clients[client as usize];
-            f(&mut c.members[member as usize].policy, &mut c.member_rngs[member as usize])
+            let policy = &mut c.members[member as usize].policy;
+            let throttled_before = policy.stats().throttled;
+            let result = f(policy, &mut c.member_rngs[member as usize]);
+            let throttled = policy.stats().throttled - throttled_before;
+            if throttled > 0 {
+                c.route_series[route as usize].throttled.add(now, throttled);
+            }
+            result
         }
         PolicyRef::Edge { service, dependency } => {
             let d = &mut services[service as usize].dependencies[dependency as usize];
@@ -1220,6 +1240,7 @@ impl Dependency {
         book(&mut series.failed, after.failures, before.failures);
         book(&mut series.rejected_circuit_open, after.rejected_circuit_open, before.rejected_circuit_open);
         book(&mut series.rejected_bulkhead_full, after.rejected_bulkhead_full, before.rejected_bulkhead_full);
+        book(&mut series.throttled, after.throttled, before.throttled);
         while let Some(transition) = self.policy.pop_transition() {
             series.breaker_state.set(now.max(transition.at), breaker_level(transition.to));
             if self.transitions.len() < TRANSITIONS_MAX {
@@ -1270,6 +1291,7 @@ impl EdgeSeries {
             failed: CountSeries::new(buckets),
             rejected_circuit_open: CountSeries::new(buckets),
             rejected_bulkhead_full: CountSeries::new(buckets),
+            throttled: CountSeries::new(buckets),
             breaker_state: GaugeSeries::new(buckets),
         }
     }
@@ -1283,6 +1305,7 @@ impl RouteSeries {
             ok: CountSeries::new(buckets),
             degraded: CountSeries::new(buckets),
             failed: Cause::ALL.iter().map(|_| CountSeries::new(buckets)).collect(),
+            throttled: CountSeries::new(buckets),
             latency: LatencySeries::new(buckets),
             latency_total: Default::default(),
             in_flight: 0,

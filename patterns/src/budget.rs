@@ -360,6 +360,16 @@ pub enum RetryBudget {
 }
 
 impl RetryBudget {
+    /// Whether a refusal rejects the attempt itself, so that the call ends
+    /// with a local rejection: adaptive throttling, which refuses first
+    /// attempts and retries alike. The two retry budgets only decide
+    /// whether a retry is sent; what they refuse ends with the failure that
+    /// was being retried (gRPC commits the last attempt's status, Envoy and
+    /// Finagle return the last response).
+    pub fn rejects_attempts(&self) -> bool {
+        matches!(self, RetryBudget::Adaptive(_))
+    }
+
     /// A fresh budget, or the first rule the config breaks.
     pub fn new(config: BudgetConfig) -> Result<Self, ConfigError> {
         config.validate()?;

@@ -12,7 +12,9 @@
 //! - the **total timeout** (and a propagated deadline) bounds the call across
 //!   all its attempts;
 //! - the **retry** loop decides after each attempt; its **budget** is asked
-//!   before every attempt;
+//!   before every attempt; a retry budget's refusal ends the call with the
+//!   failure being retried (gRPC, Envoy and Finagle return the last answer),
+//!   adaptive throttling's with a local rejection;
 //! - each attempt asks the **breaker**, then the **bulkhead**, and runs under
 //!   the **attempt timeout** (and the connect / read phases);
 //! - the **fallback** turns a final failure into a degraded answer, recorded
@@ -372,6 +374,9 @@ pub struct Call {
     bulkhead_permit: Option<bulkhead::Permit>,
     /// Holds a concurrency-limiter permit until the call ends.
     holds_rate_permit: bool,
+    /// The outcome the retry loop is retrying, between its decision and the
+    /// next attempt: what the call ends with if the budget refuses it.
+    retrying: Option<AttemptOutcome>,
 }
 
 impl Call {
@@ -562,6 +567,7 @@ impl Policy {
             breaker_permit: None,
             bulkhead_permit: None,
             holds_rate_permit: false,
+            retrying: None,
         };
         let step = match self.limiter.as_mut().map(|l| l.try_acquire(now, 1)) {
             None | Some(Decision::Allowed { .. }) => {
@@ -636,6 +642,7 @@ impl Policy {
             }
             RetryDecision::Retry { delay } => {
                 call.phase = CallPhase::BackingOff;
+                call.retrying = Some(outcome);
                 Step::Wait { until: now + delay }
             }
             // The last attempt's outcome is what the caller saw, whatever
@@ -649,13 +656,21 @@ impl Policy {
         call.phase = CallPhase::InAttempt;
         call.attempt_started = now;
         let is_retry = call.attempts_sent > 0;
+        let retrying = call.retrying.take();
         if let Some(budget) = self.budget.as_mut()
             && let Err(rejection) = budget.try_acquire(now, is_retry, rng)
         {
             self.stats.throttled += 1;
             // A throttled attempt ends the call: retrying it would spend the
-            // budget it was refused.
-            return self.finish_failed(now, call, AttemptOutcome::Rejected(rejection));
+            // budget it was refused. A retry budget's refusal means the retry
+            // is not sent, and the call ends with the failure it was retrying
+            // (see `RetryBudget::rejects_attempts`); adaptive throttling
+            // rejects the attempt itself.
+            let outcome = match retrying {
+                Some(previous) if !budget.rejects_attempts() => previous,
+                _ => AttemptOutcome::Rejected(rejection),
+            };
+            return self.finish_failed(now, call, outcome);
         }
         let deadline = match call.timer.start_attempt(now) {
             Ok(deadline) => deadline,
@@ -922,6 +937,35 @@ mod tests {
         let (_, step) = policy.start_call(SimTime::ZERO, Request::idempotent(1), &mut rng);
         let Step::Send(attempt) = step else { panic!("{step:?}") };
         assert_eq!(attempt.timeout_at(SimTime::ZERO), SimTime::MAX);
+    }
+
+    #[test]
+    fn a_retry_the_budget_refuses_ends_the_call_with_the_failure_it_retried() {
+        // gRPC throttling with 4 tokens: retries stop once 2 or fewer are
+        // left. A first 503 leaves 3 (the retry goes out), a second leaves 2
+        // (the next retry is refused).
+        let text = |fallback: &str| {
+            format!(
+                r#"(
+                    retry: Some((backoff: fixed(delay: "100ms"), stop: (attempts_max: Some(4)))),
+                    budget: Some(token_bucket((max_tokens: 4, token_ratio: 0.1))),
+                    fallback: {fallback},
+                )"#
+            )
+        };
+        let mut rng = SimRng::from_seed_u64(1);
+        let mut now = SimTime::ZERO;
+        let config: PolicyConfig = ron::from_str(&text(r#"(kind: "static", value: "{}")"#)).unwrap();
+        let mut policy = Policy::new(config).unwrap();
+        let finish = drive(&mut policy, &mut now, AttemptOutcome::Status(503), &mut rng);
+        let Finish::Fallback { record, outcome, attempts, .. } = finish else { panic!("{finish:?}") };
+        assert_eq!((record.reason, outcome, attempts), (FallbackReason::Error, AttemptOutcome::Status(503), 2));
+        assert_eq!(policy.stats().throttled, 1);
+
+        let config: PolicyConfig = ron::from_str(&text("(kind: \"fail\")")).unwrap();
+        let mut policy = Policy::new(config).unwrap();
+        let finish = drive(&mut policy, &mut now, AttemptOutcome::ConnectionRefused, &mut rng);
+        assert_eq!(finish, Finish::Failed { outcome: AttemptOutcome::ConnectionRefused, attempts: 2 });
     }
 
     #[test]
