@@ -152,12 +152,15 @@ pub struct ServiceReport {
     pub answered: u64,
     /// Requests refused because the queue was full.
     pub rejected_queue_full: u64,
-    /// Requests swallowed by a hang fault or refused by a crash.
-    pub lost_to_faults: u64,
+    /// Requests a crashed replica refused at once (these are answered too,
+    /// with a refused connection).
+    pub refused_by_crash: u64,
+    /// Requests a hung replica accepted and never answered.
+    pub lost_to_hang: u64,
     /// Time from arrival to answer.
     pub latency: LatencySummary,
     /// Per-bucket series: arrivals, answered, rejected_queue_full,
-    /// queue_length, busy, latency.
+    /// refused_by_crash, lost_to_hang, queue_length, busy, latency.
     pub timeline: Timeline,
 }
 

@@ -229,7 +229,8 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
         timeline.insert_counts("arrivals", &series.arrivals);
         timeline.insert_counts("answered", &series.answered);
         timeline.insert_counts("rejected_queue_full", &series.rejected_queue_full);
-        timeline.insert_counts("lost_to_faults", &series.lost_to_faults);
+        timeline.insert_counts("refused_by_crash", &series.refused_by_crash);
+        timeline.insert_counts("lost_to_hang", &series.lost_to_hang);
         timeline.insert_gauge("queue_length", &series.queue_length, end);
         timeline.insert_gauge("busy", &series.busy, end);
         timeline.insert_latency("latency", &series.latency);
@@ -239,7 +240,8 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
                 arrivals: series.arrivals.total(),
                 answered: series.answered.total(),
                 rejected_queue_full: series.rejected_queue_full.total(),
-                lost_to_faults: series.lost_to_faults.total(),
+                refused_by_crash: series.refused_by_crash.total(),
+                lost_to_hang: series.lost_to_hang.total(),
                 latency: series.latency_total.summary(),
                 timeline,
             },

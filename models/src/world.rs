@@ -213,7 +213,10 @@ pub(crate) struct ServiceSeries {
     pub(crate) arrivals: CountSeries,
     pub(crate) answered: CountSeries,
     pub(crate) rejected_queue_full: CountSeries,
-    pub(crate) lost_to_faults: CountSeries,
+    /// Refused at once by a crashed replica (answered: connection refused).
+    pub(crate) refused_by_crash: CountSeries,
+    /// Accepted by a hung replica and never answered.
+    pub(crate) lost_to_hang: CountSeries,
     pub(crate) queue_length: GaugeSeries,
     pub(crate) busy: GaugeSeries,
     pub(crate) latency: LatencySeries,
@@ -854,14 +857,14 @@ impl World {
         service.series.arrivals.add(now, 1);
         let replica = &mut service.replicas[r];
         if replica.crashed > 0 {
-            service.series.lost_to_faults.add(now, 1);
+            service.series.refused_by_crash.add(now, 1);
             let refused =
                 Answer { outcome: AttemptOutcome::ConnectionRefused, degraded: false, cause: Some(Cause::Refused) };
             return self.answer(ctx, request_key, refused);
         }
         if replica.hung > 0 {
             // Accepted and never answered: the caller learns nothing.
-            service.series.lost_to_faults.add(now, 1);
+            service.series.lost_to_hang.add(now, 1);
             replica.outstanding -= 1;
             self.requests.remove(request_key.index as usize);
             return;
@@ -1271,7 +1274,8 @@ impl ServiceSeries {
             arrivals: CountSeries::new(buckets),
             answered: CountSeries::new(buckets),
             rejected_queue_full: CountSeries::new(buckets),
-            lost_to_faults: CountSeries::new(buckets),
+            refused_by_crash: CountSeries::new(buckets),
+            lost_to_hang: CountSeries::new(buckets),
             queue_length: GaugeSeries::new(buckets),
             busy: GaugeSeries::new(buckets),
             latency: LatencySeries::new(buckets),

@@ -39,7 +39,8 @@ fn a_crash_refuses_connections_at_once_and_heals() {
     assert_eq!(r.routes["r"].failed.len(), 1);
     // Refusals are fast: the p99 over the run stays at one service time + links.
     assert!(r.routes["r"].latency.max.as_millis() < 20);
-    assert_eq!(r.services["api"].lost_to_faults, refused);
+    assert_eq!(r.services["api"].refused_by_crash, refused);
+    assert_eq!(r.services["api"].lost_to_hang, 0);
 }
 
 #[test]
