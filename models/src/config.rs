@@ -160,6 +160,12 @@ pub struct ServiceConfig {
     /// at its next step). By default work goes on: abandoned work is real.
     #[serde(default)]
     pub abandon_on_caller_timeout: bool,
+    /// A Retry-After hint sent with every 429 and 503 the service answers
+    /// (a full queue, an error fault or status, a failed handler). A
+    /// caller's retry waits at least this long, up to its retry policy's
+    /// `retry_after_max` (RFC 9110; gRPC's retry pushback). None by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<SimDuration>,
 }
 
 fn one() -> u32 {
@@ -600,6 +606,7 @@ impl ServiceConfig {
             "contention",
             "must be between 0 and 100",
         )?;
+        ensure(self.retry_after.is_none_or(|d| d > SimDuration::ZERO), "retry_after", "must be positive")?;
         ensure(!self.routes.is_empty(), "routes", "must define at least one route")?;
         count_at_most(self.routes.len(), "routes")?;
         count_at_most(self.dependencies.len(), "dependencies")?;

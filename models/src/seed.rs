@@ -95,6 +95,7 @@ fn service(
         dependencies: dependencies.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         contention: 0.0,
         abandon_on_caller_timeout: false,
+        retry_after: None,
     }
 }
 

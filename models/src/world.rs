@@ -200,6 +200,8 @@ pub(crate) struct Service {
     queue_capacity: u32,
     contention: f64,
     abandon_on_caller_timeout: bool,
+    /// Sent with its 429s and 503s.
+    retry_after: Option<SimDuration>,
     routes: Vec<Route>,
     pub(crate) dependencies: Vec<Dependency>,
     replicas: Vec<Replica>,
@@ -423,6 +425,7 @@ impl World {
                 queue_capacity,
                 contention: config.contention,
                 abandon_on_caller_timeout: config.abandon_on_caller_timeout,
+                retry_after: config.retry_after,
                 routes,
                 dependencies,
                 replicas: (0..config.replicas)
@@ -772,9 +775,13 @@ impl World {
         call.attempt = 0;
         call.attempt_request = None;
         call.last_answer = Some(answer);
+        let retry_after = match answer.outcome {
+            AttemptOutcome::Status(429 | 503) => self.services[call.target as usize].retry_after,
+            _ => None,
+        };
         let pipeline = &mut call.pipeline;
         let step = drive_policy(&mut self.services, &mut self.clients, call.policy, now, |p, rng| {
-            p.on_outcome(now, pipeline, answer.outcome, None, rng)
+            p.on_outcome(now, pipeline, answer.outcome, retry_after, rng)
         });
         self.follow(ctx, call_key, step);
     }

@@ -1,6 +1,7 @@
 //! What each modelling feature does, on small scenarios: faults, execution
 //! models, replicas, handlers, clients, and the validation of bad input.
 
+use stormglass_core::time::SimDuration;
 use stormglass_models::report::{Cause, Report};
 use stormglass_models::{Scenario, run};
 
@@ -138,6 +139,36 @@ fn async_execution_keeps_no_thread_while_waiting() {
 }
 
 #[test]
+fn a_retry_after_hint_sets_the_floor_of_the_retry_delay() {
+    // One worker, no queue, 100 ms per request at 5 req/s: about a third of
+    // the attempts find the worker busy and get a 503. Users retry a 503
+    // once, 10 ms later, unless the 503 says to wait longer.
+    let api = |retry_after: &str| {
+        format!(
+            r#"(execution: thread_pool(workers: 1, queue_capacity: 0), {retry_after}
+                routes: {{ "r": (steps: [compute(Constant(value: "100ms"))]) }})"#
+        )
+    };
+    let policy = r#"(retry: (backoff: fixed(delay: "10ms"), stop: (attempts_max: 2)))"#;
+    let run_with = |hint: &str| run(&scenario(5.0, &api(hint), "", "", policy)).unwrap();
+    let plain = run_with("");
+    let hinted = run_with(r#"retry_after: "2s","#);
+    let (plain_r, hinted_r) = (&plain.routes["r"], &hinted.routes["r"]);
+    // The same arrivals; without a hint every retry goes out at once.
+    assert_eq!(plain_r.arrivals, hinted_r.arrivals);
+    assert!(plain.services["api"].arrivals > plain_r.arrivals + 20, "retries reached api");
+    assert!(plain_r.latency.max < SimDuration::from_millis(500), "{}", plain_r.latency.max);
+    // With the hint, a retried request waited the 2 s it was asked to.
+    assert!(hinted_r.latency.max >= SimDuration::from_secs(2), "{}", hinted_r.latency.max);
+    assert!(hinted_r.latency.p50 < SimDuration::from_millis(200), "most requests never retry");
+    // A hint beyond the policy's retry_after_max (30 s) is not honoured
+    // with a shorter wait: the call gives up, and no retry reaches api.
+    let refused = run_with(r#"retry_after: "60s","#);
+    assert_eq!(refused.services["api"].arrivals, refused.routes["r"].arrivals);
+    assert!(failed(&refused, Cause::QueueFull) > 20);
+}
+
+#[test]
 fn closed_loop_users_wait_then_think() {
     let text = r#"(
         name: "closed", duration: "20s", drain: "5s",
@@ -182,6 +213,13 @@ fn bad_scenarios_name_the_field_and_the_rule() {
     check_invalid(
         &base(r#""api": (execution: thread_pool(workers: 0), routes: { "r": (steps: []) })"#, ok_client),
         "services.api.execution.thread_pool.workers: must be at least 1",
+    );
+    check_invalid(
+        &base(
+            r#""api": (execution: thread_pool(workers: 1), retry_after: "0s", routes: { "r": (steps: []) })"#,
+            ok_client,
+        ),
+        "services.api.retry_after: must be positive",
     );
     check_invalid(
         &base(ok_service, r#"(name: "u", target: "api", rate: constant(rps: 1.0), routes: [(route: "nope")])"#),
