@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use stormglass_core::dist::Distribution;
 use stormglass_core::error::{ConfigError, ensure};
 use stormglass_core::time::{SimDuration, SimTime};
+use stormglass_patterns::fallback::FallbackConfig;
 use stormglass_patterns::pipeline::PolicyConfig;
 
 /// Most services, routes per service, steps per route, clients, faults: far
@@ -344,6 +345,13 @@ pub struct WeightedRoute {
     /// Relative weight (default 1).
     #[serde(default = "weight_one")]
     pub weight: f64,
+    /// How many items (user ids, product ids) the route's requests ask
+    /// for, each drawn uniformly: requests for the same item share its key
+    /// all the way down, so a `last_good` fallback can serve an item's last
+    /// good answer. None (the default): every request asks for an item of
+    /// its own, and no cache ever hits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<u64>,
 }
 
 fn weight_one() -> f64 {
@@ -614,6 +622,22 @@ impl ServiceConfig {
             let at = format!("dependencies.{name}");
             scenario.service_ref(&dependency.service, "service").map_err(|e| e.within(&at))?;
             dependency.policy.validate().map_err(|e| e.within(&format!("{at}.policy")))?;
+            if let Some(alternate) = alternate_of(dependency) {
+                let alternate_at = format!("{at}.policy.fallback.alternate");
+                let other = self.dependencies.get(alternate).ok_or_else(|| {
+                    ConfigError::new("dependency", format!("no dependency named {alternate:?}")).within(&alternate_at)
+                })?;
+                ensure(alternate != name, "dependency", "must name another dependency")
+                    .map_err(|e| e.within(&alternate_at))?;
+                // One hop only: two dependencies falling back on each other
+                // could call each other forever while both refuse at once.
+                ensure(
+                    alternate_of(other).is_none(),
+                    "dependency",
+                    &format!("{alternate:?} has an alternate fallback itself"),
+                )
+                .map_err(|e| e.within(&alternate_at))?;
+            }
         }
         for (name, route) in &self.routes {
             route.validate(self, scenario).map_err(|e| e.within(&format!("routes.{name}")))?;
@@ -659,7 +683,27 @@ impl CallConfig {
             target.routes.contains_key(&self.route),
             "route",
             &format!("service {:?} has no route {:?}", dependency.service, self.route),
-        )
+        )?;
+        // The alternate is called on the same route.
+        if let Some(alternate) = alternate_of(dependency)
+            && let Some(other) = service.dependencies.get(alternate)
+        {
+            let other_service = scenario.service_ref(&other.service, "dependency")?;
+            ensure(
+                other_service.routes.contains_key(&self.route),
+                "route",
+                &format!("the alternate {alternate:?} (service {:?}) has no route {:?}", other.service, self.route),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The dependency a dependency's fallback calls instead, if any.
+pub(crate) fn alternate_of(dependency: &DependencyConfig) -> Option<&str> {
+    match &dependency.policy.fallback {
+        FallbackConfig::Alternate { dependency } => Some(dependency),
+        _ => None,
     }
 }
 
@@ -706,8 +750,15 @@ impl ClientConfig {
             .map_err(|e| e.within(&at))?;
             ensure(weighted.weight.is_finite() && weighted.weight > 0.0, "weight", "must be greater than 0")
                 .map_err(|e| e.within(&at))?;
+            ensure(weighted.keys.is_none_or(|k| k >= 1), "keys", "must be at least 1").map_err(|e| e.within(&at))?;
         }
-        self.policy.validate().map_err(|e| e.within("policy"))
+        self.policy.validate().map_err(|e| e.within("policy"))?;
+        ensure(
+            !matches!(self.policy.fallback, FallbackConfig::Alternate { .. }),
+            "kind",
+            "alternate is for a service's dependencies: a client calls its one target",
+        )
+        .map_err(|e| e.within("policy.fallback"))
     }
 }
 

@@ -174,6 +174,10 @@ pub struct EdgeReport {
     pub attempts_per_call: f64,
     /// Fallbacks by reason.
     pub fallbacks_by_reason: BTreeMap<String, u64>,
+    /// Fallbacks by what they served: static, cache_fresh, cache_stale
+    /// (a `last_good` value within or past its ttl), alternate.
+    #[serde(default)]
+    pub fallbacks_by_served: BTreeMap<String, u64>,
     /// Every breaker transition (up to a bound; see `transitions_dropped`).
     pub transitions: Vec<Transition>,
     /// Transitions beyond the bound, not listed.

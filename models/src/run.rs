@@ -27,7 +27,7 @@ use stormglass_core::sim::{Limits, SimError, Simulation, Stop};
 use stormglass_core::time::{SimDuration, SimTime};
 use stormglass_core::timeline::Timeline;
 use stormglass_patterns::breaker::BreakerState;
-use stormglass_patterns::fallback::FallbackReason;
+use stormglass_patterns::fallback::{FallbackReason, ServedKind};
 
 use crate::config::{FaultKind, Scenario};
 use crate::report::{
@@ -147,6 +147,16 @@ fn reason_name(reason: FallbackReason) -> &'static str {
         FallbackReason::Timeout => "timeout",
         FallbackReason::Rejected => "rejected",
         FallbackReason::Error => "error",
+    }
+}
+
+fn served_name(served: ServedKind) -> &'static str {
+    match served {
+        ServedKind::Static => "static",
+        ServedKind::CacheFresh => "cache_fresh",
+        ServedKind::CacheStale => "cache_stale",
+        ServedKind::Alternate => "alternate",
+        ServedKind::Failed => "failed",
     }
 }
 
@@ -275,6 +285,12 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
                     *fallbacks_by_reason.entry(reason_name(reason).to_string()).or_default() += n;
                 }
             }
+            // A fallback with nothing to serve is a failure, not a fallback.
+            let by_served = ServedKind::ALL
+                .into_iter()
+                .filter(|&kind| kind != ServedKind::Failed && fallback_stats.by_served(kind) > 0)
+                .map(|kind| (served_name(kind).to_string(), fallback_stats.by_served(kind)))
+                .collect();
             if let Some((from, _)) = fault_span {
                 let opened = dependency.transitions.iter().find(|t| t.at >= from && t.to == BreakerState::Open);
                 if let Some(t) = opened {
@@ -292,6 +308,7 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
                         stats.attempts as f64 / stats.calls as f64
                     }),
                     fallbacks_by_reason: by_reason,
+                    fallbacks_by_served: by_served,
                     transitions: dependency.transitions.clone(),
                     transitions_dropped: dependency.transitions_dropped,
                     timeline,

@@ -187,9 +187,9 @@ pub fn seed_cascade(variant: Variant) -> Scenario {
             closed_loop: None,
             population: 1,
             routes: vec![
-                WeightedRoute { route: ROUTE_ORDER.into(), weight: 50.0 },
-                WeightedRoute { route: ROUTE_STATUS.into(), weight: 25.0 },
-                WeightedRoute { route: ROUTE_PRODUCTS.into(), weight: 25.0 },
+                WeightedRoute { route: ROUTE_ORDER.into(), weight: 50.0, keys: None },
+                WeightedRoute { route: ROUTE_STATUS.into(), weight: 25.0, keys: None },
+                WeightedRoute { route: ROUTE_PRODUCTS.into(), weight: 25.0, keys: None },
             ],
             policy: read_timeout(secs(10)),
         }],

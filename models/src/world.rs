@@ -23,7 +23,7 @@ use stormglass_patterns::breaker::{BreakerState, Transition};
 use stormglass_patterns::pipeline::{Attempt, Call, Finish, Policy, PolicyStats, Request, Step};
 use stormglass_patterns::{AttemptOutcome, Rejection};
 
-use crate::config::{Balancer, Discipline, Execution, FaultKind, HandlerStep, Scenario};
+use crate::config::{Balancer, Discipline, Execution, FaultKind, HandlerStep, Scenario, alternate_of};
 use crate::profile::Arrivals;
 use crate::report::Cause;
 
@@ -107,6 +107,8 @@ struct OutboundCall {
     attempt_request: Option<Key>,
     last_answer: Option<Answer>,
     started: SimTime,
+    /// Sent by another call's `alternate` fallback: a success is degraded.
+    via_alternate: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +145,8 @@ struct ServerRequest {
     /// `advance` is starting this request's calls: a call that finishes at
     /// once must not re-enter `advance`.
     starting_calls: bool,
+    /// The item asked for (see `WeightedRoute::keys`), passed to its calls.
+    key: u64,
 }
 
 struct Route {
@@ -172,6 +176,17 @@ pub(crate) struct Dependency {
     pub(crate) series: EdgeSeries,
     pub(crate) transitions: Vec<Transition>,
     pub(crate) transitions_dropped: u64,
+    /// Where an `alternate` fallback sends the call instead.
+    alternate: Option<Alternate>,
+}
+
+/// The other dependency an `alternate` fallback calls, on the same route.
+struct Alternate {
+    dependency: u32,
+    /// By route index of this dependency's service: the same-named route's
+    /// index at the alternate's service (`u32::MAX` for a route it lacks,
+    /// which validation makes sure is never called).
+    routes: Vec<u32>,
 }
 
 /// Most transitions listed per edge in a report.
@@ -265,6 +280,9 @@ pub(crate) struct Client {
     member_rngs: Vec<SimRng>,
     /// Cumulative route weights (normalised) and the target's route index.
     routes: Vec<(f64, u32)>,
+    /// Per route slot: how many items its requests ask for (None: each its own).
+    route_keys: Vec<Option<u64>>,
+    keys_rng: SimRng,
     arrivals_rng: SimRng,
     routes_rng: SimRng,
     think_rng: SimRng,
@@ -336,11 +354,17 @@ pub(crate) struct World {
     requests: Slab<ServerRequest>,
     calls: Slab<OutboundCall>,
     generation_next: u32,
+    /// Keys handed to requests without an item space so far.
+    unique_keys_next: u64,
     end_of_arrivals: SimTime,
     in_flight_max: u32,
     pub(crate) limit_hit: Option<LimitHit>,
     pub(crate) buckets: Buckets,
 }
+
+/// The keys of requests that ask for an item of their own have this bit set,
+/// so they never meet an item id (`0..keys`).
+const UNIQUE_KEYS: u64 = 1 << 63;
 
 fn key(index: usize, generation: u32) -> Key {
     Key { index: index as u32, generation }
@@ -415,6 +439,17 @@ impl World {
                     series: EdgeSeries::new(buckets),
                     transitions: Vec::new(),
                     transitions_dropped: 0,
+                    alternate: alternate_of(dep).map(|other| {
+                        let other_routes = &scenario.services[&config.dependencies[other].service].routes;
+                        Alternate {
+                            dependency: dependency_names.iter().position(|d| *d == other).expect("validated") as u32,
+                            routes: scenario.services[&dep.service]
+                                .routes
+                                .keys()
+                                .map(|r| other_routes.keys().position(|o| o == r).map_or(u32::MAX, |i| i as u32))
+                                .collect(),
+                        }
+                    }),
                 })
                 .collect();
             let (slots, queue_capacity) = config.execution.capacity();
@@ -489,6 +524,8 @@ impl World {
                         .map(|m| streams.stream_indexed(&format!("client.{name}.policy"), u64::from(m)))
                         .collect(),
                     routes,
+                    route_keys: config.routes.iter().map(|r| r.keys).collect(),
+                    keys_rng: streams.stream(&format!("client.{name}.keys")),
                     arrivals_rng: streams.stream(&format!("client.{name}.arrivals")),
                     routes_rng: streams.stream(&format!("client.{name}.routes")),
                     think_rng: streams.stream(&format!("client.{name}.think")),
@@ -545,6 +582,7 @@ impl World {
             requests: Slab::new(),
             calls: Slab::new(),
             generation_next: 0,
+            unique_keys_next: 0,
             end_of_arrivals: SimTime::ZERO + scenario.duration,
             in_flight_max: scenario.limits.in_flight_max,
             limit_hit: None,
@@ -615,6 +653,14 @@ impl World {
         let slot = c.routes.iter().position(|(cumulative, _)| u < *cumulative).unwrap_or(c.routes.len() - 1);
         let route = c.routes[slot].1;
         let member = c.routes_rng.below(c.members.len() as u64) as u32;
+        let key = match c.route_keys[slot] {
+            Some(items) => c.keys_rng.below(items),
+            None => {
+                // Above every item id: a key no other request shares.
+                self.unique_keys_next += 1;
+                UNIQUE_KEYS | self.unique_keys_next
+            }
+        };
         c.route_series[slot].arrivals.add(now, 1);
         c.route_series[slot].in_flight += 1;
         let (node, target) = (c.node, c.target);
@@ -623,7 +669,7 @@ impl World {
         }
         let owner = Owner::Client { client, route: slot as u32, user };
         let policy = PolicyRef::Client { client, member, route: slot as u32 };
-        self.start_call(ctx, owner, policy, node, target, route, true, Request::idempotent(0));
+        self.start_call(ctx, owner, policy, node, target, route, true, Request::idempotent(key));
     }
 
     fn client_finished(
@@ -657,6 +703,18 @@ impl World {
 
     // ---- calls through a pipeline ----------------------------------------
 
+    /// The pipeline behind `policy`.
+    fn policy_mut(&mut self, policy: PolicyRef) -> &mut Policy {
+        match policy {
+            PolicyRef::Client { client, member, .. } => {
+                &mut self.clients[client as usize].members[member as usize].policy
+            }
+            PolicyRef::Edge { service, dependency } => {
+                &mut self.services[service as usize].dependencies[dependency as usize].policy
+            }
+        }
+    }
+
     /// Starts a call through `policy` and follows its first step.
     #[allow(clippy::too_many_arguments)] // one call's identity; a struct would only rename them
     fn start_call(
@@ -669,6 +727,24 @@ impl World {
         route: u32,
         required: bool,
         request: Request,
+    ) {
+        self.start_call_via(ctx, owner, policy, from_node, target, route, required, request, false);
+    }
+
+    /// [`start_call`](Self::start_call), for an alternate fallback's call
+    /// when `via_alternate`.
+    #[allow(clippy::too_many_arguments)]
+    fn start_call_via(
+        &mut self,
+        ctx: &mut Context<'_, Event>,
+        owner: Owner,
+        policy: PolicyRef,
+        from_node: u32,
+        target: u32,
+        route: u32,
+        required: bool,
+        request: Request,
+        via_alternate: bool,
     ) {
         let now = ctx.now();
         let generation = self.next_generation();
@@ -688,6 +764,7 @@ impl World {
             attempt_request: None,
             last_answer: None,
             started: now,
+            via_alternate,
         });
         self.follow(ctx, key(index, generation), step);
     }
@@ -710,6 +787,7 @@ impl World {
         let Some(call) = self.calls.get_mut(call_key.index as usize) else { return };
         call.attempt = attempt.number;
         let (from_node, target, route) = (call.from_node, call.target, call.route);
+        let item = call.pipeline.request().key;
         let service = &mut self.services[target as usize];
         let replica = choose_replica(service);
         let link = &mut self.links[from_node as usize * services_count + target as usize];
@@ -750,6 +828,7 @@ impl World {
             failure: None,
             caller_gone: false,
             starting_calls: false,
+            key: item,
         });
         let request = key(index, generation);
         if let Some(call) = self.calls.get_mut(call_key.index as usize) {
@@ -832,15 +911,46 @@ impl World {
         }
         let call = self.calls.remove(call_key.index as usize);
         debug_assert!(call.timeout.is_none(), "a finished call still has a timeout pending");
+        if let (Finish::Fallback { alternate: Some(_), .. }, PolicyRef::Edge { service, dependency }) =
+            (&finish, call.policy)
+        {
+            // The other dependency answers instead, through its own policy,
+            // on the same route; its result goes to this call's owner.
+            let s = &self.services[service as usize];
+            let alternate = s.dependencies[dependency as usize].alternate.as_ref().expect("validated: an alternate");
+            let other = alternate.dependency;
+            let (target, route) = (s.dependencies[other as usize].target, alternate.routes[call.route as usize]);
+            let policy = PolicyRef::Edge { service, dependency: other };
+            let request = call.pipeline.request();
+            return self.start_call_via(
+                ctx,
+                call.owner,
+                policy,
+                call.from_node,
+                target,
+                route,
+                call.required,
+                request,
+                true,
+            );
+        }
+        if matches!(finish, Finish::Success { .. }) {
+            let policy = self.policy_mut(call.policy);
+            if policy.caches_good_values() {
+                // What the dependency said does not matter to the model, only
+                // when it said it: the cache serves ages, so store nothing.
+                policy.record_good_value(ctx.now(), call.pipeline.request().key, String::new());
+            }
+        }
         let last = call.last_answer;
         let result = match finish {
             Finish::Success { .. } => Answer {
                 outcome: last.map_or(AttemptOutcome::OK, |a| a.outcome),
-                degraded: last.is_some_and(|a| a.degraded),
+                degraded: call.via_alternate || last.is_some_and(|a| a.degraded),
                 cause: None,
             },
             // A fallback answers for the dependency: the caller goes on,
-            // degraded. (An alternate dependency is served as degraded too.)
+            // degraded.
             Finish::Fallback { .. } => Answer { outcome: AttemptOutcome::OK, degraded: true, cause: None },
             Finish::Failed { outcome, .. } => Answer { outcome, degraded: false, cause: Some(cause_of(outcome, last)) },
         };
@@ -982,6 +1092,7 @@ impl World {
             };
             request.pending = count as u32;
             request.starting_calls = true;
+            let key = request.key;
             for i in 0..count {
                 let CompiledStep::Calls(calls) = &self.services[s].routes[route].steps[step] else {
                     unreachable!("the step was a call step a moment ago")
@@ -997,7 +1108,7 @@ impl World {
                     target,
                     call.route,
                     call.required,
-                    Request::idempotent(u64::from(request_key.index)),
+                    Request::idempotent(key),
                 );
             }
             let Some(request) = self.requests.get_mut(request_key.index as usize) else { return };

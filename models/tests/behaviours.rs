@@ -2,6 +2,7 @@
 //! models, replicas, handlers, clients, and the validation of bad input.
 
 use stormglass_core::time::SimDuration;
+use stormglass_core::timeline::SeriesData;
 use stormglass_models::report::{Cause, Report};
 use stormglass_models::{Scenario, run};
 
@@ -168,6 +169,84 @@ fn a_retry_after_hint_sets_the_floor_of_the_retry_delay() {
     assert!(failed(&refused, Cause::QueueFull) > 20);
 }
 
+/// api calls `users` for the item each request asks for; `users` hangs
+/// over [10 s, 15 s), and api's 100 ms read timeout falls back to the last
+/// good answer for the same item, served for up to 3 s after it was stored.
+fn last_good_run(keys: &str) -> Report {
+    let api = r#"(execution: thread_pool(workers: 50, queue_capacity: 100),
+        routes: { "r": (steps: [call((dependency: "u", route: "x"))]) },
+        dependencies: { "u": (service: "users", policy: (
+            timeout: (connect: None, read: "100ms", write: None, pool: None),
+            fallback: (kind: "last_good", cache: (ttl: "1s", max_staleness: "3s", capacity: 100)),
+        )) })"#;
+    let users = r#""users": (execution: thread_pool(workers: 50), routes: { "x": (steps: [compute(Constant(value: "5ms"))]) })"#;
+    let hang = r#"(target: "users", from: "10s", until: "15s", kind: hang)"#;
+    let text = format!(
+        r#"(
+            name: "t", seed: 1, duration: "20s", drain: "40s",
+            links: (default: (latency: Constant(value: "1ms"))),
+            services: {{ "api": {api}, {users} }},
+            clients: [(name: "c", target: "api", rate: constant(rps: 50.0), routes: [(route: "r"{keys})])],
+            faults: [{hang}],
+        )"#
+    );
+    let scenario = Scenario::from_ron(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    scenario.validate().unwrap_or_else(|e| panic!("{e}"));
+    run(&scenario).unwrap()
+}
+
+#[test]
+fn a_last_good_fallback_serves_each_item_s_last_answer_until_it_is_too_stale() {
+    let counts = |r: &Report, series: &str| match r.routes["r"].timeline.series.get(series) {
+        Some(SeriesData::Counts(c)) => c.clone(),
+        _ => vec![0; r.routes["r"].timeline.buckets.count],
+    };
+    // 20 items at 50 req/s: each was answered a fraction of a second
+    // before the hang, so its cached answer serves the first ~3 s of it.
+    let items = last_good_run(", keys: 20");
+    let (degraded, failed) = (counts(&items, "degraded"), counts(&items, "failed_timeout"));
+    assert!(degraded[10..12].iter().all(|&n| n > 40), "served from the cache: {:?}", &degraded[9..16]);
+    assert_eq!(failed[10..12].iter().sum::<u64>(), 0, "{:?}", &failed[9..16]);
+    // Past max_staleness nothing is left to serve: the timeouts fail.
+    assert_eq!(degraded[14], 0, "{:?}", &degraded[9..16]);
+    assert!(failed[14] > 40, "{:?}", &failed[9..16]);
+    let served = &items.edges["api -> u"].fallbacks_by_served;
+    assert!(served["cache_fresh"] > 0 && served["cache_stale"] > served["cache_fresh"], "{served:?}");
+    // Every request its own item: no answer to fall back on, ever.
+    let unique = last_good_run("");
+    assert_eq!(unique.routes["r"].degraded, 0);
+    assert!(unique.edges["api -> u"].fallbacks_by_served.is_empty());
+    assert!(counts(&unique, "failed_timeout")[10..15].iter().all(|&n| n > 40));
+}
+
+#[test]
+fn an_alternate_fallback_calls_the_other_dependency_on_the_same_route() {
+    // api reads from "primary" and, when it fails, from "backup"; primary
+    // crashes over [5 s, 10 s).
+    let api = r#"(execution: thread_pool(workers: 50, queue_capacity: 100),
+        routes: { "r": (steps: [call((dependency: "main", route: "x"))]) },
+        dependencies: {
+            "main": (service: "primary", policy: (fallback: (kind: "alternate", dependency: "spare"))),
+            "spare": (service: "backup"),
+        })"#;
+    let extra = r#""primary": (execution: thread_pool(workers: 50), routes: { "x": (steps: [compute(Constant(value: "5ms"))]) }),
+        "backup": (execution: thread_pool(workers: 50), routes: { "x": (steps: [compute(Constant(value: "20ms"))]) })"#;
+    let crash = r#"(target: "primary", from: "5s", until: "10s", kind: crash)"#;
+    let r = run(&scenario(100.0, api, extra, crash, "()")).unwrap();
+    let route = &r.routes["r"];
+    // Nothing fails: the refused calls are answered by backup, degraded.
+    assert!(route.failed.is_empty(), "{:?}", route.failed);
+    let refused = r.services["primary"].refused_by_crash;
+    assert!((400..600).contains(&refused), "{refused}");
+    assert_eq!(route.degraded, refused);
+    assert_eq!(r.services["backup"].arrivals, refused, "backup serves exactly the refused calls");
+    let main = &r.edges["api -> main"];
+    assert_eq!(main.fallbacks_by_served.get("alternate"), Some(&refused));
+    assert_eq!(r.edges["api -> spare"].stats.calls, refused);
+    // Backup's 20 ms shows in the slowest answers.
+    assert!(route.latency.max >= SimDuration::from_millis(20), "{}", route.latency.max);
+}
+
 #[test]
 fn closed_loop_users_wait_then_think() {
     let text = r#"(
@@ -220,6 +299,47 @@ fn bad_scenarios_name_the_field_and_the_rule() {
             ok_client,
         ),
         "services.api.retry_after: must be positive",
+    );
+    let alternate = |fallback: &str, extra_dependency: &str| {
+        base(
+            &format!(
+                r#""api": (execution: thread_pool(workers: 1), routes: {{ "r": (steps: [call((dependency: "a", route: "r"))]) }},
+                    dependencies: {{ "a": (service: "api", policy: (fallback: {fallback})) {extra_dependency} }})"#
+            ),
+            ok_client,
+        )
+    };
+    check_invalid(
+        &alternate(r#"(kind: "alternate", dependency: "nope")"#, ""),
+        "services.api.dependencies.a.policy.fallback.alternate.dependency: no dependency named \"nope\"",
+    );
+    check_invalid(
+        &alternate(r#"(kind: "alternate", dependency: "a")"#, ""),
+        "services.api.dependencies.a.policy.fallback.alternate.dependency: must name another dependency",
+    );
+    check_invalid(
+        &alternate(
+            r#"(kind: "alternate", dependency: "b")"#,
+            r#", "b": (service: "api", policy: (fallback: (kind: "alternate", dependency: "a")))"#,
+        ),
+        "services.api.dependencies.a.policy.fallback.alternate.dependency: \"b\" has an alternate fallback itself",
+    );
+    check_invalid(
+        &base(
+            r#""api": (execution: thread_pool(workers: 1), routes: { "r": (steps: [call((dependency: "a", route: "r"))]) },
+                dependencies: { "a": (service: "api", policy: (fallback: (kind: "alternate", dependency: "b"))), "b": (service: "db") }),
+            "db": (execution: thread_pool(workers: 1), routes: { "q": (steps: []) })"#,
+            ok_client,
+        ),
+        "services.api.routes.r.steps[0].call.route: the alternate \"b\" (service \"db\") has no route \"r\"",
+    );
+    check_invalid(
+        &base(
+            ok_service,
+            r#"(name: "u", target: "api", rate: constant(rps: 1.0), routes: [(route: "r")],
+                policy: (fallback: (kind: "alternate", dependency: "x")))"#,
+        ),
+        "clients[0].policy.fallback.kind: alternate is for a service's dependencies: a client calls its one target",
     );
     check_invalid(
         &base(ok_service, r#"(name: "u", target: "api", rate: constant(rps: 1.0), routes: [(route: "nope")])"#),

@@ -24,8 +24,9 @@
 //! [10 s, 25 s), both variants; and a small system using every feature at
 //! once (async and thread-pool services, replicas behind each balancer,
 //! parallel and optional calls, retries with jittered backoff, budgets, three
-//! kinds of breakers, bulkheads, fallbacks, a rate limiter, total timeouts,
-//! link loss, closed-loop users, abandoned work) under every kind of fault.
+//! kinds of breakers, bulkheads, static, cached and alternate fallbacks, a
+//! rate limiter, total timeouts, Retry-After hints, link loss, closed-loop
+//! users, abandoned work) under every kind of fault.
 
 use stormglass_core::timeline::{SeriesData, Timeline};
 use stormglass_models::Scenario;
@@ -314,8 +315,10 @@ fn the_unprotected_cascade_conserves_requests() {
 /// apps (closed loop, 30 users)                                            -> edge
 /// edge GET /page: compute, parallel(search required, ads optional), compute
 /// edge GET /cheap: compute, 2% errors
-/// search (thread pool, LIFO, 3 replicas, least outstanding, abandons, contention) -> db
-/// ads (thread pool, 2 replicas, random), db (thread pool, queue)
+/// edge -> search falls back on search-lite (alternate), search -> db on
+///   the last good answer per item (browsers' pages ask for 300 items)
+/// search (thread pool, LIFO, 3 replicas, least outstanding, abandons, contention, Retry-After) -> db
+/// ads (thread pool, 2 replicas, random), db (thread pool, queue), search-lite
 /// ```
 fn kitchen_sink(seed: u64) -> Scenario {
     let text = format!(
@@ -343,7 +346,10 @@ fn kitchen_sink(seed: u64) -> Scenario {
                         retry: (backoff: full_jitter(multiplier: "20ms", base: 2.0, max: "200ms"), stop: (attempts_max: 3)),
                         breaker: (kind: consecutive((failure_threshold: 5, recovery_timeout: "2s"))),
                         bulkhead: (isolation: "semaphore", max_concurrent: 40),
-                        fallback: (kind: "static", value: "[]"),
+                        fallback: (kind: "alternate", dependency: "search_lite"),
+                    )),
+                    "search_lite": (service: "search-lite", policy: (
+                        timeout: (connect: None, read: "200ms", write: None, pool: None),
                     )),
                     "ads": (service: "ads", policy: (
                         rate_limit: (algorithm: "token_bucket", rate: "150/second", burst: 20),
@@ -355,6 +361,7 @@ fn kitchen_sink(seed: u64) -> Scenario {
             "search": (
                 execution: thread_pool(workers: 8, queue_capacity: 30, discipline: lifo),
                 replicas: 3, balancer: least_outstanding, abandon_on_caller_timeout: true, contention: 0.02,
+                retry_after: "30ms",
                 routes: {{ "q": (steps: [
                     compute(LogNormal(mean: "8ms", p99: "40ms")),
                     call((dependency: "db", route: "get")),
@@ -367,12 +374,16 @@ fn kitchen_sink(seed: u64) -> Scenario {
                         retry_on: (server_errors: true),
                     ),
                     breaker: (kind: hystrix((request_volume_threshold: 10, error_threshold_pct: 50, sleep_window: "1s"))),
-                    fallback: (kind: "static", value: "{{}}"),
+                    fallback: (kind: "last_good", cache: (ttl: "500ms", max_staleness: "2s", capacity: 100), otherwise: Some("{{}}")),
                 )) }},
             ),
             "ads": (
                 execution: thread_pool(workers: 4, queue_capacity: 10), replicas: 2, balancer: random,
                 routes: {{ "a": (steps: [compute(Exponential(mean: "5ms"))]) }},
+            ),
+            "search-lite": (
+                execution: thread_pool(workers: 8, queue_capacity: 20),
+                routes: {{ "q": (steps: [compute(Exponential(mean: "2ms"))]) }},
             ),
             "db": (
                 execution: thread_pool(workers: 16, queue_capacity: 64),
@@ -383,7 +394,7 @@ fn kitchen_sink(seed: u64) -> Scenario {
             (
                 name: "browsers", target: "edge", population: 50,
                 rate: spike(base: 150.0, peak: 500.0, at: "12s", width: "3s"),
-                routes: [(route: "GET /page", weight: 3.0), (route: "GET /cheap")],
+                routes: [(route: "GET /page", weight: 3.0, keys: 300), (route: "GET /cheap")],
                 policy: (
                     timeout: (connect: None, read: "1s", write: None, pool: None, total: "2500ms"),
                     retry: (backoff: decorrelated(base: "50ms", max: "500ms"), stop: (attempts_max: 3)),
@@ -436,6 +447,14 @@ fn every_feature_under_every_fault_conserves_requests() {
             ("degraded answers", report.summary.degraded),
             ("lost requests at db", report.services["db"].lost_to_hang),
             ("refused requests at search", report.services["search"].refused_by_crash),
+            ("alternate calls on edge -> search_lite", report.edges["edge -> search_lite"].stats.calls),
+            (
+                "cached answers on search -> db",
+                ["cache_fresh", "cache_stale"]
+                    .iter()
+                    .filter_map(|k| report.edges["search -> db"].fallbacks_by_served.get(*k))
+                    .sum(),
+            ),
         ] {
             if seen == 0 {
                 missing.push(what.to_string());

@@ -537,6 +537,12 @@ impl Policy {
         self.fallback.record_success(now, key, value);
     }
 
+    /// Whether the fallback keeps good values (`last_good`): whether
+    /// [`record_good_value`](Self::record_good_value) does anything.
+    pub fn caches_good_values(&self) -> bool {
+        self.fallback.cache().is_some()
+    }
+
     /// Fallbacks served so far, by reason and by what was served.
     pub fn fallback_stats(&self) -> crate::fallback::FallbackStats {
         self.fallback.stats()
