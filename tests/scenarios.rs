@@ -437,3 +437,47 @@ fn adaptive_throttling_spares_the_backend_under_overload() {
     assert!(throttled_after[40..42].iter().sum::<u64>() > 0);
     assert_eq!(throttled_after[50..].iter().sum::<u64>(), 0);
 }
+
+// ---- fallbacks -------------------------------------------------------------
+
+#[test]
+fn fallbacks_a_default_lasts_a_cache_runs_out_a_mirror_answers() {
+    let r = report("fallbacks.ron");
+    let (hang_from, hang_until) = (30, 90);
+    // Skip the first second of the hang: the breakers open within it.
+    let during = |name: &str, series: &str| rate(route(r, name), series, hang_from + 1, hang_until);
+    // The default answers throughout, degraded.
+    assert!(r.routes["GET /static"].failed.is_empty(), "{:?}", r.routes["GET /static"].failed);
+    assert!(during("GET /static", "degraded") > 45.0 && during("GET /static", "ok") == 0.0);
+    // The cache answers while its answers are at most 30 s old (ttl 10 s
+    // plus 20 s stale), then nothing is left.
+    let cached = route(r, "GET /cached");
+    let rate_cached = |series: &str, from: u64, until: u64| rate(cached, series, from, until);
+    let failing = |from: u64, until: u64| {
+        rate_cached("failed_circuit_open", from, until) + rate_cached("failed_timeout", from, until)
+    };
+    assert!(rate_cached("degraded", 31, 50) > 45.0, "served from the cache");
+    assert_eq!(failing(31, 50), 0.0);
+    assert_eq!(rate_cached("degraded", 61, hang_until), 0.0, "nothing younger than 30 s left");
+    assert!(failing(61, hang_until) > 40.0);
+    let served = |edge: &str| &r.edges[edge].fallbacks_by_served;
+    let cache = served("storefront -> reviews_or_cache");
+    assert!(cache["cache_fresh"] > 100 && cache["cache_stale"] > 100, "fresh, then stale: {cache:?}");
+    // The mirror answers the whole hang, and only the hang.
+    assert!(r.routes["GET /alternate"].failed.is_empty(), "{:?}", r.routes["GET /alternate"].failed);
+    assert!(during("GET /alternate", "degraded") > 45.0);
+    let mirror = service(r, "reviews-mirror");
+    let alternate_route = route(r, "GET /alternate");
+    let mirrored = rate(mirror, "arrivals", hang_from + 1, hang_until);
+    let asked = rate(alternate_route, "arrivals", hang_from + 1, hang_until);
+    assert!((mirrored - asked).abs() < 0.05 * asked, "mirror {mirrored}/s for {asked}/s asked");
+    assert_eq!(rate(mirror, "arrivals", 0, hang_from) + rate(mirror, "arrivals", 95, 120), 0.0);
+    assert_eq!(
+        served("storefront -> reviews_or_mirror").get("alternate").copied(),
+        Some(r.edges["storefront -> mirror"].stats.calls)
+    );
+    // After the hang every breaker closes and reviews answers again.
+    for name in ["GET /static", "GET /cached", "GET /alternate"] {
+        assert!(rate(route(r, name), "ok", 100, 120) > 45.0, "{name} back on reviews");
+    }
+}
