@@ -1,0 +1,238 @@
+//! Building the world from a validated scenario: indices for names,
+//! compiled handlers, random streams, links and fault targets.
+
+use std::collections::VecDeque;
+
+use slab::Slab;
+use stormglass_core::rng::RngStreams;
+use stormglass_core::time::{SimDuration, SimTime};
+use stormglass_core::timeline::Buckets;
+use stormglass_patterns::pipeline::Policy;
+
+use super::{
+    Alternate, Client, CompiledCall, CompiledStep, Dependency, EdgeSeries, Link, Member, Replica, Route, RouteSeries,
+    Service, ServiceSeries, World,
+};
+use crate::config::{FaultKind, HandlerStep, Scenario, alternate_of};
+use crate::profile::Arrivals;
+
+impl World {
+    /// Builds the world of a validated scenario.
+    pub(crate) fn new(scenario: &Scenario) -> World {
+        let streams = RngStreams::new(scenario.seed);
+        let buckets = Buckets::new(scenario.bucket_width, scenario.duration + scenario.drain)
+            .expect("validated: bucket count within bounds");
+        let service_names: Vec<&String> = scenario.services.keys().collect();
+        let service_index = |name: &str| service_names.iter().position(|n| *n == name).expect("validated") as u32;
+        let node_index = |name: &str| -> u32 {
+            match service_names.iter().position(|n| *n == name) {
+                Some(i) => i as u32,
+                None => {
+                    let c = scenario.clients.iter().position(|c| c.name == name).expect("validated");
+                    (service_names.len() + c) as u32
+                }
+            }
+        };
+        let sampler = |d: &stormglass_core::dist::Distribution| d.sampler().expect("validated");
+
+        let mut services = Vec::with_capacity(scenario.services.len());
+        for (name, config) in &scenario.services {
+            let dependency_names: Vec<&String> = config.dependencies.keys().collect();
+            let routes = config
+                .routes
+                .iter()
+                .map(|(route_name, route)| {
+                    let steps = route
+                        .steps
+                        .iter()
+                        .map(|step| {
+                            let compile = |call: &crate::config::CallConfig| {
+                                let dependency =
+                                    dependency_names.iter().position(|d| **d == call.dependency).expect("validated");
+                                let target = &scenario.services[&config.dependencies[&call.dependency].service];
+                                let route = target.routes.keys().position(|r| *r == call.route).expect("validated");
+                                CompiledCall {
+                                    dependency: dependency as u32,
+                                    route: route as u32,
+                                    required: call.required,
+                                }
+                            };
+                            match step {
+                                HandlerStep::Compute(d) => CompiledStep::Compute(sampler(d)),
+                                HandlerStep::Call(call) => CompiledStep::Calls(vec![compile(call)]),
+                                HandlerStep::Parallel(calls) => {
+                                    CompiledStep::Calls(calls.iter().map(compile).collect())
+                                }
+                            }
+                        })
+                        .collect();
+                    Route {
+                        steps,
+                        errors: route.errors.map(|e| (e.probability, e.status)),
+                        compute_rng: streams.stream(&format!("service.{name}.route.{route_name}.compute")),
+                        errors_rng: streams.stream(&format!("service.{name}.route.{route_name}.errors")),
+                    }
+                })
+                .collect();
+            let dependencies = config
+                .dependencies
+                .iter()
+                .map(|(dep_name, dep)| Dependency {
+                    name: dep_name.clone(),
+                    target: service_index(&dep.service),
+                    policy: Policy::new(dep.policy.clone()).expect("validated"),
+                    rng: streams.stream(&format!("edge.{name}.{dep_name}.policy")),
+                    series: EdgeSeries::new(buckets),
+                    transitions: Vec::new(),
+                    transitions_dropped: 0,
+                    alternate: alternate_of(dep).map(|other| {
+                        let other_routes = &scenario.services[&config.dependencies[other].service].routes;
+                        Alternate {
+                            dependency: dependency_names.iter().position(|d| *d == other).expect("validated") as u32,
+                            routes: scenario.services[&dep.service]
+                                .routes
+                                .keys()
+                                .map(|r| other_routes.keys().position(|o| o == r).map_or(u32::MAX, |i| i as u32))
+                                .collect(),
+                        }
+                    }),
+                })
+                .collect();
+            let (slots, queue_capacity) = config.execution.capacity();
+            services.push(Service {
+                name: name.clone(),
+                execution: config.execution,
+                slots,
+                queue_capacity,
+                contention: config.contention,
+                abandon_on_caller_timeout: config.abandon_on_caller_timeout,
+                retry_after: config.retry_after,
+                routes,
+                dependencies,
+                replicas: (0..config.replicas)
+                    .map(|_| Replica {
+                        busy: 0,
+                        queue: VecDeque::new(),
+                        outstanding: 0,
+                        crashed: 0,
+                        hung: 0,
+                        capacity_lost: 0,
+                        slow_factor: 1.0,
+                        slow_added: SimDuration::ZERO,
+                        errors: Vec::new(),
+                        partitioned_from: Vec::new(),
+                    })
+                    .collect(),
+                balancer: config.balancer,
+                round_robin: 0,
+                balancer_rng: streams.stream(&format!("service.{name}.balancer")),
+                series: ServiceSeries::new(buckets),
+            });
+        }
+
+        let several_clients = scenario.clients.len() > 1;
+        let clients = scenario
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(index, config)| {
+                let target = service_index(&config.target);
+                let target_routes = &scenario.services[&config.target].routes;
+                let total: f64 = config.routes.iter().map(|r| r.weight).sum();
+                let mut cumulative = 0.0;
+                let routes = config
+                    .routes
+                    .iter()
+                    .map(|r| {
+                        cumulative += r.weight / total;
+                        (cumulative, target_routes.keys().position(|k| *k == r.route).expect("validated") as u32)
+                    })
+                    .collect();
+                let route_series = config
+                    .routes
+                    .iter()
+                    .map(|r| {
+                        let name =
+                            if several_clients { format!("{}/{}", config.name, r.route) } else { r.route.clone() };
+                        RouteSeries::new(name, buckets)
+                    })
+                    .collect();
+                let name = &config.name;
+                Client {
+                    node: (service_names.len() + index) as u32,
+                    target,
+                    arrivals: config.rate.as_ref().map(Arrivals::new),
+                    think: config.closed_loop.as_ref().map(|c| sampler(&c.think_time)),
+                    members: (0..config.population)
+                        .map(|_| Member { policy: Policy::new(config.policy.clone()).expect("validated") })
+                        .collect(),
+                    member_rngs: (0..config.population)
+                        .map(|m| streams.stream_indexed(&format!("client.{name}.policy"), u64::from(m)))
+                        .collect(),
+                    routes,
+                    route_keys: config.routes.iter().map(|r| r.keys).collect(),
+                    keys_rng: streams.stream(&format!("client.{name}.keys")),
+                    arrivals_rng: streams.stream(&format!("client.{name}.arrivals")),
+                    routes_rng: streams.stream(&format!("client.{name}.routes")),
+                    think_rng: streams.stream(&format!("client.{name}.think")),
+                    route_series,
+                }
+            })
+            .collect();
+
+        let nodes = service_names.len() + scenario.clients.len();
+        let mut links = Vec::with_capacity(nodes * service_names.len());
+        for from in 0..nodes {
+            let from_name: &str = if from < service_names.len() {
+                service_names[from]
+            } else {
+                &scenario.clients[from - service_names.len()].name
+            };
+            for to in &service_names {
+                let config = scenario
+                    .links
+                    .edges
+                    .iter()
+                    .find(|e| e.from == from_name && e.to == **to)
+                    .map(|e| &e.link)
+                    .unwrap_or(&scenario.links.default);
+                links.push(Link {
+                    latency: sampler(&config.latency),
+                    loss: config.loss,
+                    rng: streams.stream(&format!("link.{from_name}->{to}")),
+                });
+            }
+        }
+
+        let faults = scenario
+            .faults
+            .iter()
+            .map(|f| {
+                let partition_node = match &f.kind {
+                    FaultKind::Partition { from } => node_index(from),
+                    _ => u32::MAX,
+                };
+                (service_index(&f.target), f.replica, f.kind.clone(), partition_node)
+            })
+            .collect();
+        let fault_rngs = (0..scenario.faults.len()).map(|i| streams.stream_indexed("fault.errors", i as u64)).collect();
+
+        let active_faults = services.iter().map(|s| vec![Vec::new(); s.replicas.len()]).collect();
+        World {
+            services,
+            clients,
+            links,
+            faults,
+            fault_rngs,
+            active_faults,
+            requests: Slab::new(),
+            calls: Slab::new(),
+            generation_next: 0,
+            unique_keys_next: 0,
+            end_of_arrivals: SimTime::ZERO + scenario.duration,
+            in_flight_max: scenario.limits.in_flight_max,
+            limit_hit: None,
+            buckets,
+        }
+    }
+}

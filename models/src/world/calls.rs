@@ -1,0 +1,367 @@
+//! Calls through a policy pipeline: starting one, sending its attempts
+//! across a link, their answers and timeouts, backoff wakes, and the
+//! result handed to whoever waits (a fallback's alternate call included).
+
+use stormglass_core::rng::SimRng;
+use stormglass_core::sim::Context;
+use stormglass_core::time::SimTime;
+use stormglass_core::timeline::CountSeries;
+use stormglass_patterns::breaker::BreakerState;
+use stormglass_patterns::pipeline::{Attempt, Finish, Policy, PolicyStats, Request, Step};
+use stormglass_patterns::{AttemptOutcome, Rejection};
+
+use super::servers::choose_replica;
+use super::{
+    Answer, Client, Dependency, Event, Key, OutboundCall, Owner, PolicyRef, RequestState, ServerRequest, Service,
+    TRANSITIONS_MAX, World, key,
+};
+use crate::report::Cause;
+
+impl World {
+    /// The pipeline behind `policy`.
+    fn policy_mut(&mut self, policy: PolicyRef) -> &mut Policy {
+        match policy {
+            PolicyRef::Client { client, member, .. } => {
+                &mut self.clients[client as usize].members[member as usize].policy
+            }
+            PolicyRef::Edge { service, dependency } => {
+                &mut self.services[service as usize].dependencies[dependency as usize].policy
+            }
+        }
+    }
+
+    /// Starts a call through `policy` and follows its first step.
+    #[allow(clippy::too_many_arguments)] // one call's identity; a struct would only rename them
+    pub(super) fn start_call(
+        &mut self,
+        ctx: &mut Context<'_, Event>,
+        owner: Owner,
+        policy: PolicyRef,
+        from_node: u32,
+        target: u32,
+        route: u32,
+        required: bool,
+        request: Request,
+    ) {
+        self.start_call_via(ctx, owner, policy, from_node, target, route, required, request, false);
+    }
+
+    /// [`start_call`](Self::start_call), for an alternate fallback's call
+    /// when `via_alternate`.
+    #[allow(clippy::too_many_arguments)]
+    fn start_call_via(
+        &mut self,
+        ctx: &mut Context<'_, Event>,
+        owner: Owner,
+        policy: PolicyRef,
+        from_node: u32,
+        target: u32,
+        route: u32,
+        required: bool,
+        request: Request,
+        via_alternate: bool,
+    ) {
+        let now = ctx.now();
+        let generation = self.next_generation();
+        let (pipeline, step) =
+            drive_policy(&mut self.services, &mut self.clients, policy, now, |p, rng| p.start_call(now, request, rng));
+        let index = self.calls.insert(OutboundCall {
+            generation,
+            owner,
+            policy,
+            from_node,
+            target,
+            route,
+            required,
+            pipeline,
+            attempt: 0,
+            timeout: None,
+            attempt_request: None,
+            last_answer: None,
+            started: now,
+            via_alternate,
+        });
+        self.follow(ctx, key(index, generation), step);
+    }
+
+    /// Carries out a pipeline step.
+    fn follow(&mut self, ctx: &mut Context<'_, Event>, call: Key, step: Step) {
+        match step {
+            Step::Send(attempt) => self.send_attempt(ctx, call, attempt),
+            Step::Wait { until } => {
+                ctx.schedule_at(until, Event::PolicyWake { call });
+            }
+            Step::Finish(finish) => self.finish_call(ctx, call, finish),
+        }
+    }
+
+    /// Sends one attempt across the link to a replica of the target.
+    fn send_attempt(&mut self, ctx: &mut Context<'_, Event>, call_key: Key, attempt: Attempt) {
+        let now = ctx.now();
+        let services_count = self.services.len();
+        let Some(call) = self.calls.get_mut(call_key.index as usize) else { return };
+        call.attempt = attempt.number;
+        let (from_node, target, route) = (call.from_node, call.target, call.route);
+        let item = call.pipeline.request().key;
+        let service = &mut self.services[target as usize];
+        let replica = choose_replica(service);
+        let link = &mut self.links[from_node as usize * services_count + target as usize];
+        let latency = link.latency.sample(&mut link.rng);
+        let lost = link.loss > 0.0 && link.rng.bernoulli(link.loss);
+        let partitioned = service.replicas[replica as usize].partitioned_from.contains(&from_node);
+        if lost || partitioned {
+            // The connection is never accepted: only the connect timeout
+            // (or the attempt deadline) ends the attempt.
+            let at = attempt.connect_timeout_at(now);
+            call.attempt_request = None;
+            call.timeout = (at != SimTime::MAX).then(|| {
+                ctx.schedule_cancellable_at(at, Event::AttemptTimeout { call: call_key, attempt: attempt.number })
+            });
+            return;
+        }
+        let arrives = now + latency;
+        let at = attempt.timeout_at(arrives);
+        call.timeout = (at != SimTime::MAX).then(|| {
+            ctx.schedule_cancellable_at(at, Event::AttemptTimeout { call: call_key, attempt: attempt.number })
+        });
+        service.replicas[replica as usize].outstanding += 1;
+        let generation = self.generation_next.wrapping_add(1);
+        self.generation_next = generation;
+        let index = self.requests.insert(ServerRequest {
+            generation,
+            service: target,
+            replica,
+            route,
+            step: 0,
+            state: RequestState::InTransit,
+            arrived: arrives,
+            reply_call: call_key,
+            reply_attempt: attempt.number,
+            reply_node: from_node,
+            pending: 0,
+            degraded: false,
+            failure: None,
+            caller_gone: false,
+            starting_calls: false,
+            key: item,
+        });
+        let request = key(index, generation);
+        if let Some(call) = self.calls.get_mut(call_key.index as usize) {
+            call.attempt_request = Some(request);
+        }
+        ctx.schedule_at(arrives, Event::Deliver { request });
+        self.over_limit(now);
+    }
+
+    /// An answer reached the caller.
+    pub(super) fn on_answer(&mut self, ctx: &mut Context<'_, Event>, call_key: Key, attempt: u32, answer: Answer) {
+        let now = ctx.now();
+        let Some(call) = self.calls.get_mut(call_key.index as usize).filter(|c| c.generation == call_key.generation)
+        else {
+            return;
+        };
+        if call.attempt != attempt {
+            return; // the attempt already timed out: a late answer
+        }
+        if let Some(timeout) = call.timeout.take() {
+            ctx.cancel(timeout);
+        }
+        call.attempt = 0;
+        call.attempt_request = None;
+        call.last_answer = Some(answer);
+        let retry_after = match answer.outcome {
+            AttemptOutcome::Status(429 | 503) => self.services[call.target as usize].retry_after,
+            _ => None,
+        };
+        let pipeline = &mut call.pipeline;
+        let step = drive_policy(&mut self.services, &mut self.clients, call.policy, now, |p, rng| {
+            p.on_outcome(now, pipeline, answer.outcome, retry_after, rng)
+        });
+        self.follow(ctx, call_key, step);
+    }
+
+    /// An attempt's timeout fired before its answer.
+    pub(super) fn on_timeout(&mut self, ctx: &mut Context<'_, Event>, call_key: Key, attempt: u32) {
+        let now = ctx.now();
+        let Some(call) = self.calls.get_mut(call_key.index as usize).filter(|c| c.generation == call_key.generation)
+        else {
+            return;
+        };
+        if call.attempt != attempt {
+            return;
+        }
+        call.timeout = None;
+        call.attempt = 0;
+        let abandoned = call.attempt_request.take();
+        call.last_answer =
+            Some(Answer { outcome: AttemptOutcome::Timeout, degraded: false, cause: Some(Cause::Timeout) });
+        let pipeline = &mut call.pipeline;
+        let step = drive_policy(&mut self.services, &mut self.clients, call.policy, now, |p, rng| {
+            p.on_outcome(now, pipeline, AttemptOutcome::Timeout, None, rng)
+        });
+        if let Some(request) = abandoned.and_then(|r| self.request_mut(r)) {
+            request.caller_gone = true;
+        }
+        self.follow(ctx, call_key, step);
+    }
+
+    /// A backoff or delay ended.
+    pub(super) fn on_wake(&mut self, ctx: &mut Context<'_, Event>, call_key: Key) {
+        let now = ctx.now();
+        let Some(call) = self.calls.get_mut(call_key.index as usize).filter(|c| c.generation == call_key.generation)
+        else {
+            return;
+        };
+        let pipeline = &mut call.pipeline;
+        let step = drive_policy(&mut self.services, &mut self.clients, call.policy, now, |p, rng| {
+            p.resume(now, pipeline, rng)
+        });
+        self.follow(ctx, call_key, step);
+    }
+
+    /// A call is over: its result goes to whoever waits for it.
+    fn finish_call(&mut self, ctx: &mut Context<'_, Event>, call_key: Key, finish: Finish) {
+        if self.call_mut(call_key).is_none() {
+            return;
+        }
+        let call = self.calls.remove(call_key.index as usize);
+        debug_assert!(call.timeout.is_none(), "a finished call still has a timeout pending");
+        if let (Finish::Fallback { alternate: Some(_), .. }, PolicyRef::Edge { service, dependency }) =
+            (&finish, call.policy)
+        {
+            // The other dependency answers instead, through its own policy,
+            // on the same route; its result goes to this call's owner.
+            let s = &self.services[service as usize];
+            let alternate = s.dependencies[dependency as usize].alternate.as_ref().expect("validated: an alternate");
+            let other = alternate.dependency;
+            let (target, route) = (s.dependencies[other as usize].target, alternate.routes[call.route as usize]);
+            let policy = PolicyRef::Edge { service, dependency: other };
+            let request = call.pipeline.request();
+            return self.start_call_via(
+                ctx,
+                call.owner,
+                policy,
+                call.from_node,
+                target,
+                route,
+                call.required,
+                request,
+                true,
+            );
+        }
+        if matches!(finish, Finish::Success { .. }) {
+            let policy = self.policy_mut(call.policy);
+            if policy.caches_good_values() {
+                // What the dependency said does not matter to the model, only
+                // when it said it: the cache serves ages, so store nothing.
+                policy.record_good_value(ctx.now(), call.pipeline.request().key, String::new());
+            }
+        }
+        let last = call.last_answer;
+        let result = match finish {
+            Finish::Success { .. } => Answer {
+                outcome: last.map_or(AttemptOutcome::OK, |a| a.outcome),
+                degraded: call.via_alternate || last.is_some_and(|a| a.degraded),
+                cause: None,
+            },
+            // A fallback answers for the dependency: the caller goes on,
+            // degraded.
+            Finish::Fallback { .. } => Answer { outcome: AttemptOutcome::OK, degraded: true, cause: None },
+            Finish::Failed { outcome, .. } => Answer { outcome, degraded: false, cause: Some(cause_of(outcome, last)) },
+        };
+        match call.owner {
+            Owner::Request(request) => self.on_call_result(ctx, request, result, call.required),
+            Owner::Client { client, route, user, .. } => {
+                self.client_finished(ctx, client, route, user, call.started, result)
+            }
+        }
+    }
+}
+
+/// Where a failed call's failure started.
+fn cause_of(outcome: AttemptOutcome, last: Option<Answer>) -> Cause {
+    match outcome {
+        AttemptOutcome::Status(_) => last.and_then(|a| a.cause).unwrap_or(Cause::ErrorStatus),
+        AttemptOutcome::Timeout => Cause::Timeout,
+        AttemptOutcome::ConnectionRefused | AttemptOutcome::ConnectionReset => Cause::Refused,
+        AttemptOutcome::Rejected(rejection) => match rejection {
+            Rejection::CircuitOpen => Cause::CircuitOpen,
+            Rejection::RateLimited => Cause::RateLimited,
+            Rejection::BulkheadFull => Cause::BulkheadFull,
+            Rejection::QueueFull => Cause::QueueFull,
+            Rejection::DeadlineExceeded => Cause::DeadlineExceeded,
+            Rejection::Throttled => Cause::Throttled,
+        },
+    }
+}
+
+/// Runs `f` on a policy and its RNG; for a service edge, books what changed
+/// in the policy's counters and breaker into the edge's timeline.
+fn drive_policy<T>(
+    services: &mut [Service],
+    clients: &mut [Client],
+    policy: PolicyRef,
+    now: SimTime,
+    f: impl FnOnce(&mut Policy, &mut SimRng) -> T,
+) -> T {
+    match policy {
+        PolicyRef::Client { client, member, route } => {
+            let c = &mut clients[client as usize];
+            let policy = &mut c.members[member as usize].policy;
+            let throttled_before = policy.stats().throttled;
+            let result = f(policy, &mut c.member_rngs[member as usize]);
+            let throttled = policy.stats().throttled - throttled_before;
+            if throttled > 0 {
+                c.route_series[route as usize].throttled.add(now, throttled);
+            }
+            result
+        }
+        PolicyRef::Edge { service, dependency } => {
+            let d = &mut services[service as usize].dependencies[dependency as usize];
+            let before = d.policy.stats();
+            let result = f(&mut d.policy, &mut d.rng);
+            d.book(now, before);
+            result
+        }
+    }
+}
+
+/// 0 closed (or disabled), 1 half-open, 2 open (or forced open).
+fn breaker_level(state: BreakerState) -> u64 {
+    match state {
+        BreakerState::Closed | BreakerState::Disabled => 0,
+        BreakerState::HalfOpen => 1,
+        BreakerState::Open | BreakerState::ForcedOpen => 2,
+    }
+}
+
+impl Dependency {
+    fn book(&mut self, now: SimTime, before: PolicyStats) {
+        let after = self.policy.stats();
+        let series = &mut self.series;
+        // A step changes one or two counters: skip the others (adding zero
+        // would still cost a bucket index, a division, each).
+        let book = |counts: &mut CountSeries, a: u64, b: u64| {
+            if a != b {
+                counts.add(now, a - b);
+            }
+        };
+        book(&mut series.calls, after.calls, before.calls);
+        book(&mut series.attempts, after.attempts, before.attempts);
+        book(&mut series.retries, after.retries, before.retries);
+        book(&mut series.ok, after.successes, before.successes);
+        book(&mut series.fallbacks, after.fallbacks, before.fallbacks);
+        book(&mut series.failed, after.failures, before.failures);
+        book(&mut series.rejected_circuit_open, after.rejected_circuit_open, before.rejected_circuit_open);
+        book(&mut series.rejected_bulkhead_full, after.rejected_bulkhead_full, before.rejected_bulkhead_full);
+        book(&mut series.throttled, after.throttled, before.throttled);
+        while let Some(transition) = self.policy.pop_transition() {
+            series.breaker_state.set(now.max(transition.at), breaker_level(transition.to));
+            if self.transitions.len() < TRANSITIONS_MAX {
+                self.transitions.push(transition);
+            } else {
+                self.transitions_dropped += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Clients: open-loop arrivals, closed-loop users, and the end of a
+//! client request.
+
+use stormglass_core::sim::Context;
+use stormglass_core::time::SimTime;
+use stormglass_patterns::pipeline::Request;
+
+use super::{Answer, Event, Owner, PolicyRef, UNIQUE_KEYS, World, cause_index};
+use crate::report::Cause;
+
+impl World {
+    pub(super) fn client_arrival(&mut self, ctx: &mut Context<'_, Event>, client: u32, user: Option<u32>) {
+        let now = ctx.now();
+        let c = &mut self.clients[client as usize];
+        if user.is_none()
+            && let Some(arrivals) = &c.arrivals
+            && let Some(t) = arrivals.next_after(now, self.end_of_arrivals, &mut c.arrivals_rng)
+        {
+            ctx.schedule_at(t, Event::ClientArrival { client });
+        }
+        let u = c.routes_rng.uniform01();
+        let slot = c.routes.iter().position(|(cumulative, _)| u < *cumulative).unwrap_or(c.routes.len() - 1);
+        let route = c.routes[slot].1;
+        let member = c.routes_rng.below(c.members.len() as u64) as u32;
+        let key = match c.route_keys[slot] {
+            Some(items) => c.keys_rng.below(items),
+            None => {
+                // Above every item id: a key no other request shares.
+                self.unique_keys_next += 1;
+                UNIQUE_KEYS | self.unique_keys_next
+            }
+        };
+        c.route_series[slot].arrivals.add(now, 1);
+        c.route_series[slot].in_flight += 1;
+        let (node, target) = (c.node, c.target);
+        if self.over_limit(now) {
+            return;
+        }
+        let owner = Owner::Client { client, route: slot as u32, user };
+        let policy = PolicyRef::Client { client, member, route: slot as u32 };
+        self.start_call(ctx, owner, policy, node, target, route, true, Request::idempotent(key));
+    }
+
+    pub(super) fn client_finished(
+        &mut self,
+        ctx: &mut Context<'_, Event>,
+        client: u32,
+        slot: u32,
+        user: Option<u32>,
+        started: SimTime,
+        result: Answer,
+    ) {
+        let now = ctx.now();
+        let c = &mut self.clients[client as usize];
+        let series = &mut c.route_series[slot as usize];
+        series.in_flight -= 1;
+        if result.outcome.is_success() {
+            if result.degraded { &mut series.degraded } else { &mut series.ok }.add(now, 1);
+        } else {
+            let cause = result.cause.unwrap_or(Cause::ErrorStatus);
+            series.failed[cause_index(cause)].add(now, 1);
+        }
+        series.latency.record(now, now - started);
+        series.latency_total.record(now - started);
+        if let (Some(user), Some(think)) = (user, &c.think)
+            && now < self.end_of_arrivals
+        {
+            let delay = think.sample(&mut c.think_rng);
+            ctx.schedule_in(delay, Event::UserWake { client, user });
+        }
+    }
+}

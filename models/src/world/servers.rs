@@ -1,0 +1,306 @@
+//! Servers: delivery to a replica, admission to a worker or the queue,
+//! the handler's steps, and the answer.
+
+use stormglass_core::sim::Context;
+use stormglass_core::time::SimTime;
+use stormglass_patterns::pipeline::Request;
+use stormglass_patterns::{AttemptOutcome, Rejection};
+
+use super::{Answer, CompiledStep, Event, Key, Owner, PolicyRef, RequestState, Route, Service, World};
+use crate::config::{Balancer, Discipline, Execution};
+use crate::report::Cause;
+
+impl World {
+    /// A request reached its replica: faults, then admission.
+    pub(super) fn deliver(&mut self, ctx: &mut Context<'_, Event>, request_key: Key) {
+        let now = ctx.now();
+        let Some(request) = self.request_mut(request_key) else { return };
+        request.state = RequestState::Queued;
+        let (s, r) = (request.service as usize, request.replica as usize);
+        let service = &mut self.services[s];
+        service.series.arrivals.add(now, 1);
+        let replica = &mut service.replicas[r];
+        if replica.crashed > 0 {
+            service.series.refused_by_crash.add(now, 1);
+            let refused =
+                Answer { outcome: AttemptOutcome::ConnectionRefused, degraded: false, cause: Some(Cause::Refused) };
+            return self.answer(ctx, request_key, refused);
+        }
+        if replica.hung > 0 {
+            // Accepted and never answered: the caller learns nothing.
+            service.series.lost_to_hang.add(now, 1);
+            replica.outstanding -= 1;
+            self.requests.remove(request_key.index as usize);
+            return;
+        }
+        for &(probability, status, fault) in &replica.errors {
+            if self.fault_rngs[fault as usize].bernoulli(probability) {
+                let failed = Answer {
+                    outcome: AttemptOutcome::Status(status),
+                    degraded: false,
+                    cause: Some(Cause::ErrorStatus),
+                };
+                return self.answer(ctx, request_key, failed);
+            }
+        }
+        let slots = service.slots.saturating_sub(replica.capacity_lost);
+        if replica.busy < slots {
+            self.run(ctx, request_key);
+        } else if (replica.queue.len() as u32) < service.queue_capacity {
+            replica.queue.push_back(request_key);
+            service.record_queue_length(now);
+        } else {
+            service.series.rejected_queue_full.add(now, 1);
+            let full = Answer { outcome: AttemptOutcome::Status(503), degraded: false, cause: Some(Cause::QueueFull) };
+            self.answer(ctx, request_key, full);
+        }
+    }
+
+    /// Gives the request a worker (or a compute slot) and runs it.
+    fn run(&mut self, ctx: &mut Context<'_, Event>, request_key: Key) {
+        let now = ctx.now();
+        let Some(request) = self.request_mut(request_key) else { return };
+        request.state = RequestState::Running;
+        let (s, r) = (request.service as usize, request.replica as usize);
+        let service = &mut self.services[s];
+        service.replicas[r].busy += 1;
+        let busy: u32 = service.replicas.iter().map(|r| r.busy).sum();
+        service.series.busy.set(now, u64::from(busy));
+        self.advance(ctx, request_key);
+    }
+
+    /// Frees the request's worker and hands it to the next waiting request.
+    fn release(&mut self, ctx: &mut Context<'_, Event>, service: usize, replica: usize) {
+        let now = ctx.now();
+        let s = &mut self.services[service];
+        s.replicas[replica].busy -= 1;
+        let busy: u32 = s.replicas.iter().map(|r| r.busy).sum();
+        s.series.busy.set(now, u64::from(busy));
+        self.start_waiting(ctx, service, replica);
+    }
+
+    /// Starts queued requests while workers are free.
+    pub(super) fn start_waiting(&mut self, ctx: &mut Context<'_, Event>, service: usize, replica: usize) {
+        let now = ctx.now();
+        loop {
+            let s = &mut self.services[service];
+            let rep = &mut s.replicas[replica];
+            if rep.busy >= s.slots.saturating_sub(rep.capacity_lost) {
+                return;
+            }
+            let next = match (s.execution, rep.queue.is_empty()) {
+                (_, true) => return,
+                (Execution::ThreadPool { discipline: Discipline::Lifo, .. }, false) => rep.queue.pop_back(),
+                _ => rep.queue.pop_front(),
+            };
+            s.record_queue_length(now);
+            let abandon = s.abandon_on_caller_timeout;
+            let Some(next) = next else { return };
+            let Some(request) = self.request_mut(next) else { continue };
+            if abandon && request.caller_gone && request.step == 0 {
+                // Nobody waits for it: drop it unstarted.
+                let replica_index = request.replica as usize;
+                self.requests.remove(next.index as usize);
+                self.services[service].replicas[replica_index].outstanding -= 1;
+                continue;
+            }
+            self.run(ctx, next);
+        }
+    }
+
+    /// Runs handler steps until one has to wait.
+    pub(super) fn advance(&mut self, ctx: &mut Context<'_, Event>, request_key: Key) {
+        loop {
+            let Some(request) = self.requests.get_mut(request_key.index as usize) else { return };
+            let (s, r, route, step) =
+                (request.service as usize, request.replica as usize, request.route as usize, request.step as usize);
+            let service = &mut self.services[s];
+            if request.caller_gone && service.abandon_on_caller_timeout {
+                self.requests.remove(request_key.index as usize);
+                self.services[s].replicas[r].outstanding -= 1;
+                self.release(ctx, s, r);
+                return;
+            }
+            let Route { steps, compute_rng, .. } = &mut service.routes[route];
+            let Some(compiled) = steps.get(step) else {
+                return self.complete(ctx, request_key);
+            };
+            request.step += 1;
+            let count = match compiled {
+                CompiledStep::Compute(sampler) => {
+                    let base = sampler.sample(compute_rng);
+                    let replica = &service.replicas[r];
+                    let factor = replica.slow_factor * (1.0 + service.contention * f64::from(replica.busy));
+                    let took = if factor == 1.0 { base } else { base.mul_f64(factor) } + replica.slow_added;
+                    ctx.schedule_in(took, Event::ComputeDone { request: request_key });
+                    return;
+                }
+                CompiledStep::Calls(calls) => calls.len(),
+            };
+            request.pending = count as u32;
+            request.starting_calls = true;
+            let key = request.key;
+            for i in 0..count {
+                let CompiledStep::Calls(calls) = &self.services[s].routes[route].steps[step] else {
+                    unreachable!("the step was a call step a moment ago")
+                };
+                let call = calls[i];
+                let target = self.services[s].dependencies[call.dependency as usize].target;
+                let policy = PolicyRef::Edge { service: s as u32, dependency: call.dependency };
+                self.start_call(
+                    ctx,
+                    Owner::Request(request_key),
+                    policy,
+                    s as u32,
+                    target,
+                    call.route,
+                    call.required,
+                    Request::idempotent(key),
+                );
+            }
+            let Some(request) = self.requests.get_mut(request_key.index as usize) else { return };
+            request.starting_calls = false;
+            if request.pending > 0 {
+                if matches!(self.services[s].execution, Execution::Async { .. }) {
+                    // Waiting holds no compute slot in an event loop.
+                    request.state = RequestState::Suspended;
+                    self.release(ctx, s, r);
+                }
+                return;
+            }
+            // Every call finished at once (an open breaker, a full
+            // bulkhead): go on to the next step.
+        }
+    }
+
+    /// A call of a request's current step finished.
+    pub(super) fn on_call_result(
+        &mut self,
+        ctx: &mut Context<'_, Event>,
+        request_key: Key,
+        result: Answer,
+        required: bool,
+    ) {
+        let Some(request) = self.request_mut(request_key) else { return };
+        if result.outcome.is_success() {
+            request.degraded |= result.degraded;
+        } else if required {
+            request.failure.get_or_insert(result);
+        } else {
+            request.degraded = true;
+        }
+        request.pending -= 1;
+        if request.pending > 0 {
+            return;
+        }
+        match request.state {
+            // Still inside `advance`'s call loop (a synchronous finish), or
+            // running and now free to go on.
+            RequestState::Running => {
+                if !request.starting_calls {
+                    self.advance(ctx, request_key);
+                }
+            }
+            RequestState::Suspended => {
+                // Needs a compute slot again; it goes ahead of new arrivals.
+                let (s, r) = (request.service as usize, request.replica as usize);
+                request.state = RequestState::Queued;
+                let service = &mut self.services[s];
+                let replica = &mut service.replicas[r];
+                if replica.busy < service.slots.saturating_sub(replica.capacity_lost) {
+                    self.run(ctx, request_key);
+                } else {
+                    replica.queue.push_front(request_key);
+                    service.record_queue_length(ctx.now());
+                }
+            }
+            RequestState::InTransit | RequestState::Queued => {}
+        }
+    }
+
+    /// The handler finished: answer with its status.
+    fn complete(&mut self, ctx: &mut Context<'_, Event>, request_key: Key) {
+        let Some(request) = self.requests.get_mut(request_key.index as usize) else { return };
+        let (s, r, route) = (request.service as usize, request.replica as usize, request.route as usize);
+        let answer = match request.failure {
+            Some(failure) => Answer {
+                outcome: AttemptOutcome::Status(failure_status(failure.outcome)),
+                degraded: false,
+                cause: failure.cause,
+            },
+            None => {
+                let route = &mut self.services[s].routes[route];
+                match route.errors {
+                    Some((probability, status)) if route.errors_rng.bernoulli(probability) => Answer {
+                        outcome: AttemptOutcome::Status(status),
+                        degraded: false,
+                        cause: Some(Cause::ErrorStatus),
+                    },
+                    _ => Answer { outcome: AttemptOutcome::OK, degraded: request.degraded, cause: None },
+                }
+            }
+        };
+        self.answer(ctx, request_key, answer);
+        self.release(ctx, s, r);
+    }
+
+    /// Sends the answer back across the link and forgets the request.
+    fn answer(&mut self, ctx: &mut Context<'_, Event>, request_key: Key, answer: Answer) {
+        let now = ctx.now();
+        let services_count = self.services.len();
+        let request = self.requests.remove(request_key.index as usize);
+        let service = &mut self.services[request.service as usize];
+        service.replicas[request.replica as usize].outstanding -= 1;
+        service.series.answered.add(now, 1);
+        service.series.latency.record(now, now - request.arrived);
+        service.series.latency_total.record(now - request.arrived);
+        let link = &mut self.links[request.reply_node as usize * services_count + request.service as usize];
+        let latency = link.latency.sample(&mut link.rng);
+        ctx.schedule_in(latency, Event::Answer { call: request.reply_call, attempt: request.reply_attempt, answer });
+    }
+}
+
+/// The HTTP-like status a handler answers with when a required call failed.
+fn failure_status(outcome: AttemptOutcome) -> u16 {
+    match outcome {
+        AttemptOutcome::Timeout | AttemptOutcome::Rejected(Rejection::DeadlineExceeded) => 504,
+        AttemptOutcome::Rejected(_) => 503,
+        _ => 502,
+    }
+}
+
+/// Picks a replica by the service's balancer.
+pub(super) fn choose_replica(service: &mut Service) -> u32 {
+    let n = service.replicas.len() as u64;
+    if n == 1 {
+        return 0;
+    }
+    match service.balancer {
+        Balancer::RoundRobin => {
+            service.round_robin = (service.round_robin + 1) % n as u32;
+            service.round_robin
+        }
+        Balancer::Random => service.balancer_rng.below(n) as u32,
+        Balancer::LeastOutstanding => {
+            (0..n as usize).min_by_key(|&i| (service.replicas[i].outstanding, i)).unwrap_or(0) as u32
+        }
+        Balancer::PowerOfTwo => {
+            let a = service.balancer_rng.below(n) as usize;
+            let b = service.balancer_rng.below(n) as usize;
+            if service.replicas[b].outstanding < service.replicas[a].outstanding { b as u32 } else { a as u32 }
+        }
+    }
+}
+
+impl Service {
+    /// Requests waiting in all the replicas' queues.
+    pub(super) fn queued(&self) -> u64 {
+        self.replicas.iter().map(|r| r.queue.len() as u64).sum()
+    }
+
+    /// Sets the queue-length gauge after a queue changed.
+    fn record_queue_length(&mut self, now: SimTime) {
+        let queued = self.queued();
+        self.series.queue_length.set(now, queued);
+    }
+}
