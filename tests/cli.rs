@@ -77,6 +77,9 @@ fn no_arguments_tells_the_seed_cascade_story() {
             "GET /products first failed at",
             "breaker order -> user opened at",
             "breaker order -> user closed at",
+            // The fallback user, served while the breaker is open or the
+            // bulkhead is full.
+            "fallbacks on order -> user: breaker_open 11805, rejected 986; served static 12791",
             "time to detect",
         ],
         &[],

@@ -165,7 +165,9 @@ fn tell(out: &mut String, label: &str, report: &Report, fault_from: Option<SimTi
         if !edge_report.fallbacks_by_reason.is_empty() {
             let reasons: Vec<String> =
                 edge_report.fallbacks_by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
-            let _ = writeln!(out, "  fallbacks on {edge}: {}", reasons.join(", "));
+            let served: Vec<String> =
+                edge_report.fallbacks_by_served.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
+            let _ = writeln!(out, "  fallbacks on {edge}: {}; served {}", reasons.join(", "), served.join(", "));
         }
     }
     if let Some(detect) = report.summary.time_to_detect {
