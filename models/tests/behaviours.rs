@@ -248,6 +248,48 @@ fn an_alternate_fallback_calls_the_other_dependency_on_the_same_route() {
     assert!(route.latency.max >= SimDuration::from_millis(20), "{}", route.latency.max);
 }
 
+/// api calls a 100 ms dependency through a bulkhead of 2 slots at 30 req/s,
+/// 1.5 times what 2 slots serve.
+fn bulkhead_run(bulkhead: &str) -> Report {
+    let api = format!(
+        r#"(execution: thread_pool(workers: 100, queue_capacity: 100),
+            routes: {{ "r": (steps: [call((dependency: "d", route: "x"))]) }},
+            dependencies: {{ "d": (service: "dep", policy: (bulkhead: {bulkhead})) }})"#
+    );
+    let dep = r#""dep": (execution: thread_pool(workers: 100), routes: { "x": (steps: [compute(Constant(value: "100ms"))]) })"#;
+    run(&scenario(30.0, &api, dep, "", "()")).unwrap()
+}
+
+#[test]
+fn a_bulkhead_queue_makes_calls_wait_for_a_slot_up_to_max_wait() {
+    let none = bulkhead_run(r#"(isolation: "semaphore", max_concurrent: 2)"#);
+    let queued = bulkhead_run(r#"(isolation: "semaphore", max_concurrent: 2, queue_capacity: 50, max_wait: "1s")"#);
+    let rejected = |r: &Report| r.edges["api -> d"].stats.rejected_bulkhead_full;
+    // Without a queue, a third call at once is refused: a third of them.
+    assert!(rejected(&none) > 150, "{}", rejected(&none));
+    assert!(none.routes["r"].latency.max < SimDuration::from_millis(110), "{}", none.routes["r"].latency.max);
+    // With one, calls wait for a slot: the queue grows by ~10 a second,
+    // so waits grow until they pass max_wait and the oldest are refused.
+    assert!(queued.routes["r"].latency.max > SimDuration::from_millis(900), "{}", queued.routes["r"].latency.max);
+    assert!(queued.routes["r"].latency.max < SimDuration::from_millis(1110), "{}", queued.routes["r"].latency.max);
+    assert!(
+        rejected(&queued) > 0 && rejected(&queued) < rejected(&none),
+        "{} vs {}",
+        rejected(&queued),
+        rejected(&none)
+    );
+    // Every slot freed goes to a waiter at once: the dependency serves 20 a
+    // second, its limit, while the queue is not empty.
+    let served = queued.services["dep"].arrivals as f64 / 20.0;
+    assert!(served > 19.0, "{served}/s");
+    // A thread pool's queue never expires its tasks: only a full queue refuses.
+    let pool = bulkhead_run(r#"(isolation: "thread_pool", workers: 2, queue_capacity: 4)"#);
+    assert!(rejected(&pool) > 0);
+    let slowest = pool.routes["r"].latency.max;
+    // At most 4 waiting ahead, 2 served each 100 ms: 200 ms in the queue.
+    assert!(slowest >= SimDuration::from_millis(250) && slowest < SimDuration::from_millis(320), "{slowest}");
+}
+
 #[test]
 fn closed_loop_users_wait_then_think() {
     let text = r#"(

@@ -24,9 +24,9 @@
 //! [10 s, 25 s), both variants; and a small system using every feature at
 //! once (async and thread-pool services, replicas behind each balancer,
 //! parallel and optional calls, retries with jittered backoff, budgets, three
-//! kinds of breakers, bulkheads, static, cached and alternate fallbacks, a
-//! rate limiter, total timeouts, Retry-After hints, link loss, closed-loop
-//! users, abandoned work) under every kind of fault.
+//! kinds of breakers, a bulkhead with a wait queue, static, cached and
+//! alternate fallbacks, a rate limiter, total timeouts, Retry-After hints,
+//! link loss, closed-loop users, abandoned work) under every kind of fault.
 
 use stormglass_core::timeline::{SeriesData, Timeline};
 use stormglass_models::Scenario;
@@ -345,7 +345,7 @@ fn kitchen_sink(seed: u64) -> Scenario {
                         timeout: (connect: "200ms", read: "300ms", write: None, pool: None),
                         retry: (backoff: full_jitter(multiplier: "20ms", base: 2.0, max: "200ms"), stop: (attempts_max: 3)),
                         breaker: (kind: consecutive((failure_threshold: 5, recovery_timeout: "2s"))),
-                        bulkhead: (isolation: "semaphore", max_concurrent: 40),
+                        bulkhead: (isolation: "semaphore", max_concurrent: 40, queue_capacity: 20, max_wait: "50ms"),
                         fallback: (kind: "alternate", dependency: "search_lite"),
                     )),
                     "search_lite": (service: "search-lite", policy: (

@@ -141,6 +141,14 @@ impl Default for BulkheadConfig {
 }
 
 impl BulkheadConfig {
+    /// Callers (semaphore) or tasks (thread pool) that may wait for a slot.
+    pub fn queue_capacity(&self) -> u32 {
+        match self {
+            BulkheadConfig::Semaphore(c) => c.queue_capacity,
+            BulkheadConfig::ThreadPool(c) => c.queue_capacity,
+        }
+    }
+
     /// Checks every field; the error names the field and the rule.
     pub fn validate(&self) -> Result<(), ConfigError> {
         match self {

@@ -15,8 +15,10 @@
 //!   before every attempt; a retry budget's refusal ends the call with the
 //!   failure being retried (gRPC, Envoy and Finagle return the last answer),
 //!   adaptive throttling's with a local rejection;
-//! - each attempt asks the **breaker**, then the **bulkhead**, and runs under
-//!   the **attempt timeout** (and the connect / read phases);
+//! - each attempt asks the **breaker**, then the **bulkhead** (waiting in its
+//!   queue, if it has one, for at most `max_wait` and the call's deadline),
+//!   and runs under the **attempt timeout** (and the connect / read phases),
+//!   which starts when the attempt goes out;
 //! - the **fallback** turns a final failure into a degraded answer, recorded
 //!   with its reason.
 //!
@@ -79,6 +81,7 @@
 //! assert_eq!(policy.breaker_state(), Some(BreakerState::Closed)); // 3 failures of 5
 //! ```
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -87,7 +90,7 @@ use stormglass_core::time::{SimDuration, SimTime};
 use crate::breaker::{self, Breaker, BreakerConfig, BreakerKind, BreakerState, Transition};
 use crate::budget::{BudgetConfig, RetryBudget};
 use crate::bulkhead::{self, Bulkhead, BulkheadConfig};
-use crate::error::{ConfigError, ensure};
+use crate::error::ConfigError;
 use crate::fallback::{Fallback, FallbackConfig, FallbackReason, FallbackRecord, Served};
 use crate::limiter::{Decision, RateLimiter, RateLimiterConfig};
 use crate::outcome::{AttemptOutcome, Rejection};
@@ -110,8 +113,10 @@ pub struct PolicyConfig {
     pub budget: Option<BudgetConfig>,
     /// A circuit breaker around each attempt.
     pub breaker: Option<BreakerConfig>,
-    /// A bulkhead around each attempt (no wait queue in the pipeline: a
-    /// full bulkhead rejects at once).
+    /// A bulkhead around each attempt. With a wait queue, an attempt that
+    /// finds every slot taken waits for one ([`Step::Wait`], resumed early
+    /// when [`Policy::pop_promoted`] names it); without one it is rejected
+    /// at once.
     pub bulkhead: Option<BulkheadConfig>,
     /// What a call that finally fails serves instead.
     pub fallback: FallbackConfig,
@@ -189,16 +194,6 @@ impl PolicyConfig {
         }
         if let Some(bulkhead) = &self.bulkhead {
             bulkhead.validate().map_err(|e| e.within("bulkhead"))?;
-            let queued = match bulkhead {
-                BulkheadConfig::Semaphore(c) => c.queue_capacity,
-                BulkheadConfig::ThreadPool(c) => c.queue_capacity,
-            };
-            ensure(
-                queued == 0,
-                "queue_capacity",
-                "must be 0 inside a policy pipeline (a full bulkhead rejects at once)",
-            )
-            .map_err(|e| e.within(bulkhead_kind(bulkhead)).within("bulkhead"))?;
         }
         self.fallback.validate().map_err(|e| e.within("fallback"))
     }
@@ -239,13 +234,6 @@ impl PolicyConfig {
             _ => None,
         };
         [timeout.attempt, timeout.total, phases].into_iter().flatten().min()
-    }
-}
-
-fn bulkhead_kind(config: &BulkheadConfig) -> &'static str {
-    match config {
-        BulkheadConfig::Semaphore(_) => "semaphore",
-        BulkheadConfig::ThreadPool(_) => "thread_pool",
     }
 }
 
@@ -356,6 +344,8 @@ enum CallPhase {
     InAttempt,
     /// Waiting between attempts.
     BackingOff,
+    /// Waiting in the bulkhead's queue for a slot.
+    Queued(bulkhead::WaiterId),
     /// Finished.
     Done,
 }
@@ -391,6 +381,15 @@ impl Call {
     /// Whether the call has finished.
     pub fn is_finished(&self) -> bool {
         self.phase == CallPhase::Done
+    }
+    /// The bulkhead waiter this call is, while it waits in the bulkhead's
+    /// queue (its last step was a [`Step::Wait`] for a slot): the caller
+    /// resumes it early when [`Policy::pop_promoted`] names it.
+    pub fn queued_as(&self) -> Option<bulkhead::WaiterId> {
+        match self.phase {
+            CallPhase::Queued(waiter) => Some(waiter),
+            _ => None,
+        }
     }
 }
 
@@ -437,6 +436,11 @@ pub struct Policy {
     /// The config's `timeout`, or none at all.
     timeout: TimeoutConfig,
     stats: PolicyStats,
+    /// Slots handed to queued calls by a call leaving the bulkhead, until
+    /// the queued call is resumed and takes its slot.
+    promoted: Vec<(bulkhead::WaiterId, bulkhead::Permit)>,
+    /// Of those, the ones the caller has not been told about yet.
+    promoted_unreported: VecDeque<bulkhead::WaiterId>,
 }
 
 /// No timeout of any kind: what `timeout: None` means.
@@ -470,6 +474,8 @@ impl Policy {
             },
             timeout: config.timeout.clone().unwrap_or(NO_TIMEOUTS),
             stats: PolicyStats::default(),
+            promoted: Vec::new(),
+            promoted_unreported: VecDeque::new(),
             config,
         })
     }
@@ -593,10 +599,100 @@ impl Policy {
         (call, step)
     }
 
-    /// Continues a call after a [`Step::Wait`].
+    /// Continues a call after a [`Step::Wait`]: at its `until`, or earlier
+    /// for a call waiting in the bulkhead's queue once [`pop_promoted`]
+    /// names it (at `until` it has waited too long and is rejected).
+    ///
+    /// [`pop_promoted`]: Self::pop_promoted
     pub fn resume<R: rand_core::Rng + ?Sized>(&mut self, now: SimTime, call: &mut Call, rng: &mut R) -> Step {
-        debug_assert!(matches!(call.phase, CallPhase::RateDelayed | CallPhase::BackingOff), "resume without a wait");
-        self.next_attempt(now, call, rng)
+        match call.phase {
+            CallPhase::Queued(waiter) => self.resume_queued(now, call, waiter, rng),
+            CallPhase::RateDelayed | CallPhase::BackingOff => self.next_attempt(now, call, rng),
+            CallPhase::InAttempt | CallPhase::Done => {
+                debug_assert!(false, "resume without a wait");
+                Step::Finish(Finish::Failed { outcome: AttemptOutcome::Rejected(Rejection::BulkheadFull), attempts: 0 })
+            }
+        }
+    }
+
+    /// The next queued call that a call leaving the bulkhead gave its slot
+    /// to: the caller resumes it now, with [`resume`](Self::resume). Call
+    /// until `None` after every step that can end an attempt.
+    pub fn pop_promoted(&mut self) -> Option<bulkhead::WaiterId> {
+        self.promoted_unreported.pop_front()
+    }
+
+    /// Whether calls can wait in this policy's bulkhead (its queue is not
+    /// zero), so that the caller has promotions to look for.
+    pub fn queues_calls(&self) -> bool {
+        self.bulkhead.as_ref().is_some_and(|b| b.config().queue_capacity() > 0)
+    }
+
+    /// Gives a bulkhead slot back; a queued call may take it.
+    fn leave_bulkhead(&mut self, now: SimTime, permit: bulkhead::Permit) {
+        let bulkhead = self.bulkhead.as_mut().expect("a permit comes from the bulkhead");
+        if let Some(promoted) = bulkhead.exit(now, permit) {
+            self.promoted.push((promoted.waiter, promoted.permit));
+            self.promoted_unreported.push_back(promoted.waiter);
+        }
+    }
+
+    /// A queued call resumed: with its slot if it was promoted, else it
+    /// waited past its deadline.
+    fn resume_queued<R: rand_core::Rng + ?Sized>(
+        &mut self,
+        now: SimTime,
+        call: &mut Call,
+        waiter: bulkhead::WaiterId,
+        rng: &mut R,
+    ) -> Step {
+        call.phase = CallPhase::InAttempt;
+        call.attempt_started = now;
+        if let Some(at) = self.promoted.iter().position(|(w, _)| *w == waiter) {
+            let (_, permit) = self.promoted.swap_remove(at);
+            call.bulkhead_permit = Some(permit);
+            // The attempt's own timeouts start now, when it goes out; the
+            // total timeout has been running all along.
+            return match call.timer.start_attempt(now) {
+                Ok(deadline) => self.send(call, deadline),
+                Err(rejection) => {
+                    let permit = call.bulkhead_permit.take().expect("just given");
+                    self.leave_bulkhead(now, permit);
+                    self.stats.deadline_exceeded += 1;
+                    self.refuse_attempt(now, call, AttemptOutcome::Rejected(rejection), None, rng)
+                }
+            };
+        }
+        let bulkhead = self.bulkhead.as_mut().expect("a queued call has a bulkhead");
+        let withdrawn = bulkhead.cancel(now, waiter);
+        debug_assert!(withdrawn, "a waiter neither promoted nor waiting");
+        if now >= call.timer.call_deadline().0 {
+            self.stats.deadline_exceeded += 1;
+            return self.refuse_attempt(now, call, AttemptOutcome::Rejected(Rejection::DeadlineExceeded), None, rng);
+        }
+        self.stats.rejected_bulkhead_full += 1;
+        self.refuse_attempt(now, call, AttemptOutcome::Rejected(Rejection::BulkheadFull), None, rng)
+    }
+
+    /// An attempt that holds a breaker permit but is not sent: the breaker
+    /// hears why (its classifier decides whether that counts against the
+    /// dependency), and the retry policy decides what follows.
+    fn refuse_attempt<R: rand_core::Rng + ?Sized>(
+        &mut self,
+        now: SimTime,
+        call: &mut Call,
+        outcome: AttemptOutcome,
+        retry_after: Option<SimDuration>,
+        rng: &mut R,
+    ) -> Step {
+        if let (Some(breaker), Some(permit)) = (self.breaker.as_mut(), call.breaker_permit.take()) {
+            breaker.on_result(now, permit, outcome, SimDuration::ZERO, rng);
+        }
+        if outcome == AttemptOutcome::Rejected(Rejection::DeadlineExceeded) {
+            // No time is left for another attempt.
+            return self.finish_failed(now, call, outcome);
+        }
+        self.decide(now, call, outcome, retry_after, rng)
     }
 
     /// Reports the outcome of the attempt in flight; the next step.
@@ -612,10 +708,8 @@ impl Policy {
     ) -> Step {
         debug_assert_eq!(call.phase, CallPhase::InAttempt, "an outcome for a call with no attempt out");
         let latency = now - call.attempt_started;
-        if let (Some(bulkhead), Some(permit)) = (self.bulkhead.as_mut(), call.bulkhead_permit.take()) {
-            // Queues are refused by validation, so nobody is promoted here.
-            let promoted = bulkhead.exit(now, permit);
-            debug_assert!(promoted.is_none(), "a pipeline bulkhead has no queue");
+        if let Some(permit) = call.bulkhead_permit.take() {
+            self.leave_bulkhead(now, permit);
         }
         if let (Some(breaker), Some(permit)) = (self.breaker.as_mut(), call.breaker_permit.take()) {
             breaker.on_result(now, permit, outcome, latency, rng);
@@ -698,18 +792,30 @@ impl Policy {
         if let Some(bulkhead) = self.bulkhead.as_mut() {
             match bulkhead.try_enter(now) {
                 bulkhead::Entry::Entered(permit) => call.bulkhead_permit = Some(permit),
-                bulkhead::Entry::Queued { .. } | bulkhead::Entry::Rejected(_) => {
+                bulkhead::Entry::Queued { waiter, deadline, .. } => {
+                    // Wait for a slot, at most until the bulkhead's max_wait
+                    // or the call's own deadline, whichever comes first.
+                    call.phase = CallPhase::Queued(waiter);
+                    return Step::Wait { until: deadline.min(call.timer.call_deadline().0) };
+                }
+                bulkhead::Entry::Rejected(_) => {
                     self.stats.rejected_bulkhead_full += 1;
-                    let outcome = AttemptOutcome::Rejected(Rejection::BulkheadFull);
-                    // The breaker's classifier decides whether a full
-                    // bulkhead counts against the dependency.
-                    if let (Some(breaker), Some(permit)) = (self.breaker.as_mut(), call.breaker_permit.take()) {
-                        breaker.on_result(now, permit, outcome, SimDuration::ZERO, rng);
-                    }
-                    return self.decide(now, call, outcome, None, rng);
+                    return self.refuse_attempt(
+                        now,
+                        call,
+                        AttemptOutcome::Rejected(Rejection::BulkheadFull),
+                        None,
+                        rng,
+                    );
                 }
             }
         }
+        self.send(call, deadline)
+    }
+
+    /// Sends the attempt the call holds every permit for.
+    fn send(&mut self, call: &mut Call, deadline: SimTime) -> Step {
+        let is_retry = call.attempts_sent > 0;
         call.attempts_sent += 1;
         self.stats.attempts += 1;
         if is_retry {
@@ -974,18 +1080,69 @@ mod tests {
         assert_eq!(finish, Finish::Failed { outcome: AttemptOutcome::ConnectionRefused, attempts: 2 });
     }
 
+    /// One slot and one place in the queue, waiting at most 1 s
+    /// (resilience4j's `maxConcurrentCalls` and `maxWaitDuration`).
+    fn one_slot_one_waiter() -> Policy {
+        Policy::new(PolicyConfig {
+            bulkhead: Some(BulkheadConfig::Semaphore(crate::bulkhead::SemaphoreConfig {
+                max_concurrent: 1,
+                queue_capacity: 1,
+                max_wait: secs(1),
+            })),
+            ..PolicyConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_queued_call_goes_out_when_a_slot_frees() {
+        let mut policy = one_slot_one_waiter();
+        assert!(policy.queues_calls());
+        let mut rng = SimRng::from_seed_u64(1);
+        let t0 = SimTime::ZERO;
+        let (mut first, step) = policy.start_call(t0, Request::idempotent(1), &mut rng);
+        assert!(matches!(step, Step::Send(_)), "{step:?}");
+        let (mut second, step) = policy.start_call(t0, Request::idempotent(2), &mut rng);
+        assert_eq!(step, Step::Wait { until: t0 + secs(1) });
+        let waiter = second.queued_as().expect("waiting for the slot");
+        // The queue is full too: a third call is refused at once.
+        let (_, step) = policy.start_call(t0, Request::idempotent(3), &mut rng);
+        let bulkhead_full = AttemptOutcome::Rejected(Rejection::BulkheadFull);
+        assert_eq!(step, Step::Finish(Finish::Failed { outcome: bulkhead_full, attempts: 0 }));
+        assert_eq!(policy.pop_promoted(), None);
+        // The first call's answer frees the slot: the second takes it.
+        let t1 = t0 + SimDuration::from_millis(200);
+        let step = policy.on_outcome(t1, &mut first, AttemptOutcome::OK, None, &mut rng);
+        assert_eq!(step, Step::Finish(Finish::Success { attempts: 1 }));
+        assert_eq!(policy.pop_promoted(), Some(waiter));
+        assert_eq!(policy.pop_promoted(), None);
+        let Step::Send(attempt) = policy.resume(t1, &mut second, &mut rng) else { panic!("the queued call goes out") };
+        assert_eq!(attempt.number, 1);
+        assert_eq!(second.queued_as(), None);
+        let step = policy.on_outcome(t1 + secs(1), &mut second, AttemptOutcome::OK, None, &mut rng);
+        assert_eq!(step, Step::Finish(Finish::Success { attempts: 1 }));
+        assert_eq!((policy.stats().attempts, policy.stats().rejected_bulkhead_full), (2, 1));
+        assert_eq!(policy.bulkhead_in_use(), Some(0));
+    }
+
+    #[test]
+    fn a_queued_call_that_waits_past_max_wait_is_rejected() {
+        let mut policy = one_slot_one_waiter();
+        let mut rng = SimRng::from_seed_u64(1);
+        let t0 = SimTime::ZERO;
+        let (_first, _) = policy.start_call(t0, Request::idempotent(1), &mut rng);
+        let (mut second, step) = policy.start_call(t0, Request::idempotent(2), &mut rng);
+        let Step::Wait { until } = step else { panic!("{step:?}") };
+        let step = policy.resume(until, &mut second, &mut rng);
+        let bulkhead_full = AttemptOutcome::Rejected(Rejection::BulkheadFull);
+        assert_eq!(step, Step::Finish(Finish::Failed { outcome: bulkhead_full, attempts: 0 }));
+        // Its place is free again: the next call may wait in it.
+        let (third, _) = policy.start_call(until, Request::idempotent(3), &mut rng);
+        assert!(third.queued_as().is_some());
+    }
+
     #[test]
     fn validation_names_the_field() {
-        let mut config = seed_config();
-        config.bulkhead = Some(BulkheadConfig::Semaphore(crate::bulkhead::SemaphoreConfig {
-            max_concurrent: 10,
-            queue_capacity: 5,
-            max_wait: secs(1),
-        }));
-        assert_eq!(
-            config.validate().unwrap_err().to_string(),
-            "bulkhead.semaphore.queue_capacity: must be 0 inside a policy pipeline (a full bulkhead rejects at once)"
-        );
         let mut config = seed_config();
         config.breaker = Some(BreakerConfig::consecutive(0, secs(1)));
         assert_eq!(

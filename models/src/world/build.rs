@@ -1,7 +1,7 @@
 //! Building the world from a validated scenario: indices for names,
 //! compiled handlers, random streams, links and fault targets.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use slab::Slab;
 use stormglass_core::rng::RngStreams;
@@ -10,8 +10,8 @@ use stormglass_core::timeline::Buckets;
 use stormglass_patterns::pipeline::Policy;
 
 use super::{
-    Alternate, Client, CompiledCall, CompiledStep, Dependency, EdgeSeries, Link, Member, Replica, Route, RouteSeries,
-    Service, ServiceSeries, World,
+    Alternate, Client, CompiledCall, CompiledStep, Dependency, EdgeSeries, Link, Member, PolicyRef, Replica, Route,
+    RouteSeries, Service, ServiceSeries, World,
 };
 use crate::config::{FaultKind, HandlerStep, Scenario, alternate_of};
 use crate::profile::Arrivals;
@@ -233,6 +233,30 @@ impl World {
             in_flight_max: scenario.limits.in_flight_max,
             limit_hit: None,
             buckets,
+            queueing_policies: Vec::new(),
+            queued_calls: BTreeMap::new(),
         }
+        .with_queueing_policies()
+    }
+
+    /// Notes the policies whose bulkhead has a queue.
+    fn with_queueing_policies(mut self) -> World {
+        for (s, service) in self.services.iter().enumerate() {
+            for (d, dependency) in service.dependencies.iter().enumerate() {
+                if dependency.policy.queues_calls() {
+                    self.queueing_policies.push(PolicyRef::Edge { service: s as u32, dependency: d as u32 });
+                }
+            }
+        }
+        for (c, client) in self.clients.iter().enumerate() {
+            for (m, member) in client.members.iter().enumerate() {
+                if member.policy.queues_calls() {
+                    // The route is where throttling is booked; any will do
+                    // to find the member's policy.
+                    self.queueing_policies.push(PolicyRef::Client { client: c as u32, member: m as u32, route: 0 });
+                }
+            }
+        }
+        self
     }
 }

@@ -89,7 +89,16 @@ impl World {
         match step {
             Step::Send(attempt) => self.send_attempt(ctx, call, attempt),
             Step::Wait { until } => {
-                ctx.schedule_at(until, Event::PolicyWake { call });
+                let Some(outbound) = self.calls.get_mut(call.index as usize) else { return };
+                match outbound.pipeline.queued_as() {
+                    // Waiting for a bulkhead slot: woken early when a call
+                    // leaving the bulkhead promotes it, else at `until`.
+                    Some(waiter) => {
+                        outbound.timeout = Some(ctx.schedule_cancellable_at(until, Event::PolicyWake { call }));
+                        self.queued_calls.insert((queue_key(outbound.policy), waiter.0), call);
+                    }
+                    None => ctx.schedule_at(until, Event::PolicyWake { call }),
+                }
             }
             Step::Finish(finish) => self.finish_call(ctx, call, finish),
         }
@@ -212,11 +221,42 @@ impl World {
         else {
             return;
         };
+        if call.timeout.take().is_some() {
+            // A bulkhead wait ran out: the pipeline rejects the call.
+            let waiter = call.pipeline.queued_as().expect("a bulkhead wait").0;
+            self.queued_calls.remove(&(queue_key(call.policy), waiter));
+        }
         let pipeline = &mut call.pipeline;
         let step = drive_policy(&mut self.services, &mut self.clients, call.policy, now, |p, rng| {
             p.resume(now, pipeline, rng)
         });
         self.follow(ctx, call_key, step);
+    }
+
+    /// Resumes the calls that a call leaving a bulkhead gave its slot to,
+    /// at the time it left; their deadline wakes are cancelled.
+    pub(super) fn resume_promoted(&mut self, ctx: &mut Context<'_, Event>) {
+        let mut index = 0;
+        while index < self.queueing_policies.len() {
+            let policy = self.queueing_policies[index];
+            let Some(waiter) = self.policy_mut(policy).pop_promoted() else {
+                index += 1;
+                continue;
+            };
+            let call_key = self.queued_calls.remove(&(policy, waiter.0)).expect("a promoted call is waiting");
+            let call = &mut self.calls[call_key.index as usize];
+            if let Some(wake) = call.timeout.take() {
+                ctx.cancel(wake);
+            }
+            let now = ctx.now();
+            let pipeline = &mut call.pipeline;
+            let step = drive_policy(&mut self.services, &mut self.clients, call.policy, now, |p, rng| {
+                p.resume(now, pipeline, rng)
+            });
+            self.follow(ctx, call_key, step);
+            // Following the step may free slots in any policy: look again.
+            index = 0;
+        }
     }
 
     /// A call is over: its result goes to whoever waits for it.
@@ -363,5 +403,14 @@ impl Dependency {
                 self.transitions_dropped += 1;
             }
         }
+    }
+}
+
+/// A policy as `queued_calls` and `queueing_policies` name it: a client's
+/// members are one policy whichever route the call is for.
+fn queue_key(policy: PolicyRef) -> PolicyRef {
+    match policy {
+        PolicyRef::Client { client, member, .. } => PolicyRef::Client { client, member, route: 0 },
+        edge => edge,
     }
 }

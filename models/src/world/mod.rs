@@ -20,7 +20,7 @@
 //! - `faults.rs`: fault windows opening and closing;
 //! - `series.rs`: the per-bucket series behind the report's timelines.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use slab::Slab;
 use stormglass_core::dist::Sampler;
@@ -91,7 +91,7 @@ enum Owner {
 }
 
 /// Which policy a call runs through.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum PolicyRef {
     Edge {
         service: u32,
@@ -377,6 +377,11 @@ pub(crate) struct World {
     in_flight_max: u32,
     pub(crate) limit_hit: Option<LimitHit>,
     pub(crate) buckets: Buckets,
+    /// The policies whose bulkhead has a queue, where a call leaving it can
+    /// promote a waiting one.
+    queueing_policies: Vec<PolicyRef>,
+    /// Calls waiting in a bulkhead's queue, by policy and waiter.
+    queued_calls: BTreeMap<(PolicyRef, u64), Key>,
 }
 
 /// The keys of requests that ask for an item of their own have this bit set,
@@ -446,6 +451,9 @@ impl Model for World {
 
     fn handle(&mut self, event: Event, ctx: &mut Context<'_, Event>) {
         self.dispatch(event, ctx);
+        if !self.queueing_policies.is_empty() {
+            self.resume_promoted(ctx);
+        }
         debug_assert!(
             self.services.iter().all(|s| s.series.queue_length.value() == s.queued()),
             "a queue changed without its queue-length gauge"
