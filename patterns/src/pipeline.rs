@@ -659,7 +659,7 @@ impl Policy {
                     let permit = call.bulkhead_permit.take().expect("just given");
                     self.leave_bulkhead(now, permit);
                     self.stats.deadline_exceeded += 1;
-                    self.refuse_attempt(now, call, AttemptOutcome::Rejected(rejection), None, rng)
+                    self.refuse_attempt(now, call, AttemptOutcome::Rejected(rejection), rng)
                 }
             };
         }
@@ -668,10 +668,10 @@ impl Policy {
         debug_assert!(withdrawn, "a waiter neither promoted nor waiting");
         if now >= call.timer.call_deadline().0 {
             self.stats.deadline_exceeded += 1;
-            return self.refuse_attempt(now, call, AttemptOutcome::Rejected(Rejection::DeadlineExceeded), None, rng);
+            return self.refuse_attempt(now, call, AttemptOutcome::Rejected(Rejection::DeadlineExceeded), rng);
         }
         self.stats.rejected_bulkhead_full += 1;
-        self.refuse_attempt(now, call, AttemptOutcome::Rejected(Rejection::BulkheadFull), None, rng)
+        self.refuse_attempt(now, call, AttemptOutcome::Rejected(Rejection::BulkheadFull), rng)
     }
 
     /// An attempt that holds a breaker permit but is not sent: the breaker
@@ -682,7 +682,6 @@ impl Policy {
         now: SimTime,
         call: &mut Call,
         outcome: AttemptOutcome,
-        retry_after: Option<SimDuration>,
         rng: &mut R,
     ) -> Step {
         if let (Some(breaker), Some(permit)) = (self.breaker.as_mut(), call.breaker_permit.take()) {
@@ -692,7 +691,7 @@ impl Policy {
             // No time is left for another attempt.
             return self.finish_failed(now, call, outcome);
         }
-        self.decide(now, call, outcome, retry_after, rng)
+        self.decide(now, call, outcome, None, rng)
     }
 
     /// Reports the outcome of the attempt in flight; the next step.
@@ -800,13 +799,7 @@ impl Policy {
                 }
                 bulkhead::Entry::Rejected(_) => {
                     self.stats.rejected_bulkhead_full += 1;
-                    return self.refuse_attempt(
-                        now,
-                        call,
-                        AttemptOutcome::Rejected(Rejection::BulkheadFull),
-                        None,
-                        rng,
-                    );
+                    return self.refuse_attempt(now, call, AttemptOutcome::Rejected(Rejection::BulkheadFull), rng);
                 }
             }
         }

@@ -30,26 +30,10 @@ impl World {
         }
     }
 
-    /// Starts a call through `policy` and follows its first step.
+    /// Starts a call through `policy` and follows its first step;
+    /// `via_alternate` for the call an alternate fallback makes instead.
     #[allow(clippy::too_many_arguments)] // one call's identity; a struct would only rename them
     pub(super) fn start_call(
-        &mut self,
-        ctx: &mut Context<'_, Event>,
-        owner: Owner,
-        policy: PolicyRef,
-        from_node: u32,
-        target: u32,
-        route: u32,
-        required: bool,
-        request: Request,
-    ) {
-        self.start_call_via(ctx, owner, policy, from_node, target, route, required, request, false);
-    }
-
-    /// [`start_call`](Self::start_call), for an alternate fallback's call
-    /// when `via_alternate`.
-    #[allow(clippy::too_many_arguments)]
-    fn start_call_via(
         &mut self,
         ctx: &mut Context<'_, Event>,
         owner: Owner,
@@ -277,7 +261,7 @@ impl World {
             let (target, route) = (s.dependencies[other as usize].target, alternate.routes[call.route as usize]);
             let policy = PolicyRef::Edge { service, dependency: other };
             let request = call.pipeline.request();
-            return self.start_call_via(
+            return self.start_call(
                 ctx,
                 call.owner,
                 policy,

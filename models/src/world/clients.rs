@@ -38,7 +38,7 @@ impl World {
         }
         let owner = Owner::Client { client, route: slot as u32, user };
         let policy = PolicyRef::Client { client, member, route: slot as u32 };
-        self.start_call(ctx, owner, policy, node, target, route, true, Request::idempotent(key));
+        self.start_call(ctx, owner, policy, node, target, route, true, Request::idempotent(key), false);
     }
 
     pub(super) fn client_finished(

@@ -156,6 +156,7 @@ impl World {
                     call.route,
                     call.required,
                     Request::idempotent(key),
+                    false,
                 );
             }
             let Some(request) = self.requests.get_mut(request_key.index as usize) else { return };
