@@ -543,12 +543,6 @@ impl Policy {
         self.fallback.record_success(now, key, value);
     }
 
-    /// Whether the fallback keeps good values (`last_good`): whether
-    /// [`record_good_value`](Self::record_good_value) does anything.
-    pub fn caches_good_values(&self) -> bool {
-        self.fallback.cache().is_some()
-    }
-
     /// Fallbacks served so far, by reason and by what was served.
     pub fn fallback_stats(&self) -> crate::fallback::FallbackStats {
         self.fallback.stats()
@@ -605,14 +599,11 @@ impl Policy {
     ///
     /// [`pop_promoted`]: Self::pop_promoted
     pub fn resume<R: rand_core::Rng + ?Sized>(&mut self, now: SimTime, call: &mut Call, rng: &mut R) -> Step {
-        match call.phase {
-            CallPhase::Queued(waiter) => self.resume_queued(now, call, waiter, rng),
-            CallPhase::RateDelayed | CallPhase::BackingOff => self.next_attempt(now, call, rng),
-            CallPhase::InAttempt | CallPhase::Done => {
-                debug_assert!(false, "resume without a wait");
-                Step::Finish(Finish::Failed { outcome: AttemptOutcome::Rejected(Rejection::BulkheadFull), attempts: 0 })
-            }
+        if let CallPhase::Queued(waiter) = call.phase {
+            return self.resume_queued(now, call, waiter, rng);
         }
+        debug_assert!(matches!(call.phase, CallPhase::RateDelayed | CallPhase::BackingOff), "resume without a wait");
+        self.next_attempt(now, call, rng)
     }
 
     /// The next queued call that a call leaving the bulkhead gave its slot

@@ -251,9 +251,7 @@ impl World {
         for (c, client) in self.clients.iter().enumerate() {
             for (m, member) in client.members.iter().enumerate() {
                 if member.policy.queues_calls() {
-                    // The route is where throttling is booked; any will do
-                    // to find the member's policy.
-                    self.queueing_policies.push(PolicyRef::Client { client: c as u32, member: m as u32, route: 0 });
+                    self.queueing_policies.push(PolicyRef::Client { client: c as u32, member: m as u32 });
                 }
             }
         }

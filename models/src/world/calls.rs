@@ -21,9 +21,7 @@ impl World {
     /// The pipeline behind `policy`.
     fn policy_mut(&mut self, policy: PolicyRef) -> &mut Policy {
         match policy {
-            PolicyRef::Client { client, member, .. } => {
-                &mut self.clients[client as usize].members[member as usize].policy
-            }
+            PolicyRef::Client { client, member } => &mut self.clients[client as usize].members[member as usize].policy,
             PolicyRef::Edge { service, dependency } => {
                 &mut self.services[service as usize].dependencies[dependency as usize].policy
             }
@@ -47,8 +45,9 @@ impl World {
     ) {
         let now = ctx.now();
         let generation = self.next_generation();
-        let (pipeline, step) =
-            drive_policy(&mut self.services, &mut self.clients, policy, now, |p, rng| p.start_call(now, request, rng));
+        let (pipeline, step) = drive_policy(&mut self.services, &mut self.clients, policy, owner, now, |p, rng| {
+            p.start_call(now, request, rng)
+        });
         let index = self.calls.insert(OutboundCall {
             generation,
             owner,
@@ -79,7 +78,7 @@ impl World {
                     // leaving the bulkhead promotes it, else at `until`.
                     Some(waiter) => {
                         outbound.timeout = Some(ctx.schedule_cancellable_at(until, Event::PolicyWake { call }));
-                        self.queued_calls.insert((queue_key(outbound.policy), waiter.0), call);
+                        self.queued_calls.insert((outbound.policy, waiter.0), call);
                     }
                     None => ctx.schedule_at(until, Event::PolicyWake { call }),
                 }
@@ -167,7 +166,7 @@ impl World {
             _ => None,
         };
         let pipeline = &mut call.pipeline;
-        let step = drive_policy(&mut self.services, &mut self.clients, call.policy, now, |p, rng| {
+        let step = drive_policy(&mut self.services, &mut self.clients, call.policy, call.owner, now, |p, rng| {
             p.on_outcome(now, pipeline, answer.outcome, retry_after, rng)
         });
         self.follow(ctx, call_key, step);
@@ -189,7 +188,7 @@ impl World {
         call.last_answer =
             Some(Answer { outcome: AttemptOutcome::Timeout, degraded: false, cause: Some(Cause::Timeout) });
         let pipeline = &mut call.pipeline;
-        let step = drive_policy(&mut self.services, &mut self.clients, call.policy, now, |p, rng| {
+        let step = drive_policy(&mut self.services, &mut self.clients, call.policy, call.owner, now, |p, rng| {
             p.on_outcome(now, pipeline, AttemptOutcome::Timeout, None, rng)
         });
         if let Some(request) = abandoned.and_then(|r| self.request_mut(r)) {
@@ -208,10 +207,10 @@ impl World {
         if call.timeout.take().is_some() {
             // A bulkhead wait ran out: the pipeline rejects the call.
             let waiter = call.pipeline.queued_as().expect("a bulkhead wait").0;
-            self.queued_calls.remove(&(queue_key(call.policy), waiter));
+            self.queued_calls.remove(&(call.policy, waiter));
         }
         let pipeline = &mut call.pipeline;
-        let step = drive_policy(&mut self.services, &mut self.clients, call.policy, now, |p, rng| {
+        let step = drive_policy(&mut self.services, &mut self.clients, call.policy, call.owner, now, |p, rng| {
             p.resume(now, pipeline, rng)
         });
         self.follow(ctx, call_key, step);
@@ -234,7 +233,7 @@ impl World {
             }
             let now = ctx.now();
             let pipeline = &mut call.pipeline;
-            let step = drive_policy(&mut self.services, &mut self.clients, call.policy, now, |p, rng| {
+            let step = drive_policy(&mut self.services, &mut self.clients, call.policy, call.owner, now, |p, rng| {
                 p.resume(now, pipeline, rng)
             });
             self.follow(ctx, call_key, step);
@@ -274,12 +273,12 @@ impl World {
             );
         }
         if matches!(finish, Finish::Success { .. }) {
-            let policy = self.policy_mut(call.policy);
-            if policy.caches_good_values() {
-                // What the dependency said does not matter to the model, only
-                // when it said it: the cache serves ages, so store nothing.
-                policy.record_good_value(ctx.now(), call.pipeline.request().key, String::new());
-            }
+            // For a last_good fallback (a no-op for the others). What the
+            // dependency said does not matter to the model, only when it
+            // said it: the cache serves ages, so store nothing (an empty
+            // String allocates nothing).
+            let key = call.pipeline.request().key;
+            self.policy_mut(call.policy).record_good_value(ctx.now(), key, String::new());
         }
         let last = call.last_answer;
         let result = match finish {
@@ -319,23 +318,25 @@ fn cause_of(outcome: AttemptOutcome, last: Option<Answer>) -> Cause {
     }
 }
 
-/// Runs `f` on a policy and its RNG; for a service edge, books what changed
-/// in the policy's counters and breaker into the edge's timeline.
+/// Runs `f` on a policy and its RNG for a call of `owner`; books what
+/// changed in the policy's counters and breaker into the edge's timeline,
+/// or the throttled attempts of a client's policy into the owner's route.
 fn drive_policy<T>(
     services: &mut [Service],
     clients: &mut [Client],
     policy: PolicyRef,
+    owner: Owner,
     now: SimTime,
     f: impl FnOnce(&mut Policy, &mut SimRng) -> T,
 ) -> T {
     match policy {
-        PolicyRef::Client { client, member, route } => {
+        PolicyRef::Client { client, member } => {
             let c = &mut clients[client as usize];
             let policy = &mut c.members[member as usize].policy;
             let throttled_before = policy.stats().throttled;
             let result = f(policy, &mut c.member_rngs[member as usize]);
             let throttled = policy.stats().throttled - throttled_before;
-            if throttled > 0 {
+            if let (true, Owner::Client { route, .. }) = (throttled > 0, owner) {
                 c.route_series[route as usize].throttled.add(now, throttled);
             }
             result
@@ -387,14 +388,5 @@ impl Dependency {
                 self.transitions_dropped += 1;
             }
         }
-    }
-}
-
-/// A policy as `queued_calls` and `queueing_policies` name it: a client's
-/// members are one policy whichever route the call is for.
-fn queue_key(policy: PolicyRef) -> PolicyRef {
-    match policy {
-        PolicyRef::Client { client, member, .. } => PolicyRef::Client { client, member, route: 0 },
-        edge => edge,
     }
 }

@@ -37,7 +37,7 @@ impl World {
             return;
         }
         let owner = Owner::Client { client, route: slot as u32, user };
-        let policy = PolicyRef::Client { client, member, route: slot as u32 };
+        let policy = PolicyRef::Client { client, member };
         self.start_call(ctx, owner, policy, node, target, route, true, Request::idempotent(key), false);
     }
 

@@ -93,17 +93,8 @@ enum Owner {
 /// Which policy a call runs through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum PolicyRef {
-    Edge {
-        service: u32,
-        dependency: u32,
-    },
-    /// `route` is the client's route slot, where its throttled retries are
-    /// booked.
-    Client {
-        client: u32,
-        member: u32,
-        route: u32,
-    },
+    Edge { service: u32, dependency: u32 },
+    Client { client: u32, member: u32 },
 }
 
 /// A call in progress through a pipeline.
