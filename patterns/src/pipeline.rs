@@ -560,10 +560,20 @@ impl Policy {
         request: Request,
         rng: &mut R,
     ) -> (Call, Step) {
-        self.stats.calls += 1;
+        let mut call = self.new_call(now, request);
+        let step = self.begin_call(now, &mut call, rng);
+        (call, step)
+    }
+
+    /// A call at `now` that has not taken its first step yet:
+    /// [`begin_call`](Self::begin_call) takes it. [`start_call`](Self::start_call)
+    /// does both; the two halves let a caller put the call (a few hundred
+    /// bytes) where it will live before the first step, instead of moving
+    /// it there afterwards.
+    pub fn new_call(&self, now: SimTime, request: Request) -> Call {
         let timer = CallTimer::start(&self.timeout, now, request.deadline);
         let deadline = Some(timer.call_deadline().0).filter(|&d| d != SimTime::MAX);
-        let mut call = Call {
+        Call {
             request,
             phase: CallPhase::InAttempt,
             retry: self.retry.start(now, request.idempotency, deadline),
@@ -574,11 +584,18 @@ impl Policy {
             bulkhead_permit: None,
             holds_rate_permit: false,
             retrying: None,
-        };
-        let step = match self.limiter.as_mut().map(|l| l.try_acquire(now, 1)) {
+        }
+    }
+
+    /// The first step of a call from [`new_call`](Self::new_call), at the
+    /// same `now`.
+    pub fn begin_call<R: rand_core::Rng + ?Sized>(&mut self, now: SimTime, call: &mut Call, rng: &mut R) -> Step {
+        debug_assert!(call.attempts_sent == 0 && call.phase == CallPhase::InAttempt, "begin_call on a begun call");
+        self.stats.calls += 1;
+        match self.limiter.as_mut().map(|l| l.try_acquire(now, 1)) {
             None | Some(Decision::Allowed { .. }) => {
                 call.holds_rate_permit = self.limiter.is_some();
-                self.next_attempt(now, &mut call, rng)
+                self.next_attempt(now, call, rng)
             }
             Some(Decision::Delayed { delay, .. }) => {
                 call.holds_rate_permit = true;
@@ -587,10 +604,9 @@ impl Policy {
             }
             Some(Decision::Denied { .. }) => {
                 self.stats.rejected_rate_limited += 1;
-                self.finish_failed(now, &mut call, AttemptOutcome::Rejected(Rejection::RateLimited))
+                self.finish_failed(now, call, AttemptOutcome::Rejected(Rejection::RateLimited))
             }
-        };
-        (call, step)
+        }
     }
 
     /// Continues a call after a [`Step::Wait`]: at its `until`, or earlier

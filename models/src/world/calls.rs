@@ -45,9 +45,9 @@ impl World {
     ) {
         let now = ctx.now();
         let generation = self.next_generation();
-        let (pipeline, step) = drive_policy(&mut self.services, &mut self.clients, policy, owner, now, |p, rng| {
-            p.start_call(now, request, rng)
-        });
+        // The call goes into the slab before its first step, which then
+        // works on it in place: moving it in afterwards copied it twice.
+        let pipeline = self.policy_mut(policy).new_call(now, request);
         let index = self.calls.insert(OutboundCall {
             generation,
             owner,
@@ -63,6 +63,10 @@ impl World {
             last_answer: None,
             started: now,
             via_alternate,
+        });
+        let call = &mut self.calls[index].pipeline;
+        let step = drive_policy(&mut self.services, &mut self.clients, policy, owner, now, |p, rng| {
+            p.begin_call(now, call, rng)
         });
         self.follow(ctx, key(index, generation), step);
     }
