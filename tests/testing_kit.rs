@@ -319,6 +319,45 @@ fn invalid_bounds_are_errors_naming_the_field() {
     );
 }
 
+#[test]
+fn widened_bulkhead_bounds_draw_queued_and_queue_less_bulkheads_that_all_validate() {
+    use stormglass::patterns::bulkhead::BulkheadConfig;
+    let bounds = PolicyBounds {
+        bulkhead_queue_capacity: 0..=4,
+        bulkhead_max_wait: s("0s")..=s("3ms"),
+        ..PolicyBounds::default()
+    };
+    let mut rng = stormglass::core::rng::SimRng::from_seed_u64(11);
+    let mut queued = 0;
+    for _ in 0..200 {
+        let params = bounds.sample(&mut rng).unwrap();
+        let policy = params.apply_to(&seed_policy());
+        assert!(policy.validate().is_ok(), "{params:?}: {:?}", policy.validate());
+        let Some(BulkheadConfig::Semaphore(semaphore)) = policy.bulkhead else { panic!("a semaphore bulkhead") };
+        // A queue only with both a place and a wait: 0 of either means none.
+        let expect_queue = params.bulkhead_queue_capacity > 0 && params.bulkhead_max_wait > SimDuration::ZERO;
+        assert_eq!(semaphore.queue_capacity > 0, expect_queue, "{params:?}");
+        queued += usize::from(expect_queue);
+    }
+    // 4 of 5 capacities and 3 of 4 waits are above zero: ~60% queued.
+    assert!((80..=160).contains(&queued), "{queued} of 200 queued");
+    let default = PolicyBounds::default().sample(&mut rng).unwrap();
+    assert_eq!((default.bulkhead_queue_capacity, default.bulkhead_max_wait), (0, SimDuration::ZERO));
+    // Parameters and bounds saved before the queue knobs existed still load,
+    // as queue-less.
+    let mut saved = serde_json::to_value(bounds.sample(&mut rng).unwrap()).unwrap();
+    saved.as_object_mut().unwrap().retain(|field, _| !field.starts_with("bulkhead_") || field.ends_with("concurrent"));
+    let old: stormglass::testing::PolicyParams = serde_json::from_value(saved).unwrap();
+    assert_eq!((old.bulkhead_queue_capacity, old.bulkhead_max_wait), (0, SimDuration::ZERO));
+    let mut saved = serde_json::to_value(&bounds).unwrap();
+    saved.as_object_mut().unwrap().retain(|field, _| !field.starts_with("bulkhead_") || field.ends_with("concurrent"));
+    let old: PolicyBounds = serde_json::from_value(saved).unwrap();
+    assert_eq!(
+        old,
+        PolicyBounds { bulkhead_max_concurrent: bounds.bulkhead_max_concurrent, ..PolicyBounds::default() }
+    );
+}
+
 fn fixed_config(cases: u32) -> ProptestConfig {
     ProptestConfig { cases, rng_seed: RngSeed::Fixed(7), failure_persistence: None, ..ProptestConfig::default() }
 }
@@ -334,7 +373,11 @@ proptest! {
             &FaultBounds::new(&["user", "product"], vec![FaultKind::Hang, FaultKind::Crash], t("0s")..=t("50s"), s("1ms")..=s("10s")),
             0..=3,
         ).unwrap(),
-        params in PolicyBounds::default().strategy().unwrap(),
+        params in PolicyBounds {
+            bulkhead_queue_capacity: 0..=32,
+            bulkhead_max_wait: s("0s")..=s("500ms"),
+            ..PolicyBounds::default()
+        }.strategy().unwrap(),
     ) {
         let mut scenario = short_cascade(Variant::Protected);
         scenario.clients[0].rate = Some(rate);
@@ -348,8 +391,9 @@ proptest! {
     #![proptest_config(fixed_config(8))]
 
     /// A property over policy parameters: with any breaker threshold and read
-    /// timeout in these bounds (and the seed's bulkhead of 10), the protected
-    /// cascade keeps GET /products up while user hangs.
+    /// timeout in these bounds (and the seed's bulkhead of 10, with or
+    /// without a short wait queue), the protected cascade keeps GET
+    /// /products up while user hangs.
     #[test]
     fn products_stay_up_for_any_breaker_threshold_and_timeout_in_bounds(
         params in PolicyBounds {
@@ -358,6 +402,8 @@ proptest! {
             breaker_failure_threshold: 1..=20,
             breaker_recovery: s("5s")..=s("60s"),
             bulkhead_max_concurrent: 10..=10,
+            bulkhead_queue_capacity: 0..=10,
+            bulkhead_max_wait: s("0s")..=s("200ms"),
         }.strategy().unwrap()
     ) {
         let scenario = short_cascade(Variant::Protected);

@@ -13,6 +13,7 @@ use stormglass_core::metrics::LatencySummary;
 use stormglass_core::time::{SimDuration, SimTime};
 use stormglass_core::timeline::{SeriesData, Timeline};
 use stormglass_patterns::breaker::Transition;
+use stormglass_patterns::bulkhead::BulkheadStats;
 use stormglass_patterns::pipeline::PolicyStats;
 
 /// Why a request failed, as the report counts it.
@@ -178,6 +179,12 @@ pub struct EdgeReport {
     /// (a `last_good` value within or past its ttl), alternate.
     #[serde(default)]
     pub fallbacks_by_served: BTreeMap<String, u64>,
+    /// The bulkhead's counters, with a bulkhead: how many attempts got a
+    /// slot at once, waited in its queue (and then got one, gave up at
+    /// `max_wait` or the call's deadline, or were withdrawn), or were
+    /// rejected at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulkhead: Option<BulkheadStats>,
     /// Every breaker transition (up to a bound; see `transitions_dropped`).
     pub transitions: Vec<Transition>,
     /// Transitions beyond the bound, not listed.

@@ -309,6 +309,7 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
                     }),
                     fallbacks_by_reason: by_reason,
                     fallbacks_by_served: by_served,
+                    bulkhead: dependency.policy.bulkhead_stats(),
                     transitions: dependency.transitions.clone(),
                     transitions_dropped: dependency.transitions_dropped,
                     timeline,

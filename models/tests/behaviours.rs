@@ -278,6 +278,22 @@ fn a_bulkhead_queue_makes_calls_wait_for_a_slot_up_to_max_wait() {
         rejected(&queued),
         rejected(&none)
     );
+    // The edge reports what the bulkhead did with each attempt: every one
+    // sent got a slot at once or after waiting; every refusal was at once
+    // (queue full) or a wait that reached max_wait; after the drain no
+    // waiter is left.
+    let books = |r: &Report| {
+        let edge = &r.edges["api -> d"];
+        let b = edge.bulkhead.expect("the edge has a bulkhead");
+        assert_eq!(b.entered + b.promoted, edge.stats.attempts, "{b:?}");
+        assert_eq!(b.rejected + b.expired, edge.stats.rejected_bulkhead_full, "{b:?}");
+        assert_eq!(b.promoted + b.expired + b.cancelled, b.queued, "{b:?}");
+        b
+    };
+    let (without, with) = (books(&none), books(&queued));
+    assert_eq!((without.queued, without.expired), (0, 0));
+    assert!(with.queued > 0 && with.promoted > 0 && with.expired > 0, "{with:?}");
+    assert_eq!(with.rejected, 0, "a queue of 50 never fills at 10 waiters a second and 1 s waits");
     // Every slot freed goes to a waiter at once: the dependency serves 20 a
     // second, its limit, while the queue is not empty.
     let served = queued.services["dep"].arrivals as f64 / 20.0;

@@ -553,6 +553,12 @@ impl Policy {
         self.bulkhead.as_ref().map(Bulkhead::in_use)
     }
 
+    /// The bulkhead's counters (entered at once, queued, promoted, rejected,
+    /// expired waiting, cancelled), if there is one.
+    pub fn bulkhead_stats(&self) -> Option<bulkhead::BulkheadStats> {
+        self.bulkhead.as_ref().map(Bulkhead::stats)
+    }
+
     /// Starts a call at `now`: the first step.
     pub fn start_call<R: rand_core::Rng + ?Sized>(
         &mut self,

@@ -220,6 +220,8 @@ impl RateBounds {
 ///     breaker_failure_threshold: 10,
 ///     breaker_recovery: "30s".parse().unwrap(),
 ///     bulkhead_max_concurrent: 8,
+///     bulkhead_queue_capacity: 0,
+///     bulkhead_max_wait: "0s".parse().unwrap(),
 /// };
 /// let policy = params.apply_to(&seed_policy());
 /// assert!(policy.validate().is_ok());
@@ -237,12 +239,21 @@ pub struct PolicyParams {
     pub breaker_recovery: SimDuration,
     /// Calls the bulkhead lets run at once.
     pub bulkhead_max_concurrent: u32,
+    /// Calls that may wait for a bulkhead permit (0: a full bulkhead
+    /// refuses at once, resilience4j's default).
+    #[serde(default)]
+    pub bulkhead_queue_capacity: u32,
+    /// Longest wait for a permit.
+    #[serde(default)]
+    pub bulkhead_max_wait: SimDuration,
 }
 
 impl PolicyParams {
     /// `base` with these knobs: the read timeout, the attempt count (a
     /// default retry when `base` has none), a consecutive-failures breaker
-    /// and a semaphore bulkhead; everything else (fallback...) as in `base`.
+    /// and a semaphore bulkhead (with a wait queue when both its capacity
+    /// and its max wait are above zero); everything else (fallback...) as in
+    /// `base`.
     pub fn apply_to(&self, base: &PolicyConfig) -> PolicyConfig {
         let mut policy = base.clone();
         let timeout = policy.timeout.get_or_insert(TimeoutConfig {
@@ -260,10 +271,13 @@ impl PolicyParams {
             policy.retry.get_or_insert_with(RetryConfig::default).stop.attempts_max = Some(self.attempts_max);
         }
         policy.breaker = Some(BreakerConfig::consecutive(self.breaker_failure_threshold, self.breaker_recovery));
+        // A queue without a wait (or a wait without a queue) is no queue:
+        // the semaphore would refuse the pair as invalid.
+        let queued = self.bulkhead_queue_capacity > 0 && self.bulkhead_max_wait > SimDuration::ZERO;
         policy.bulkhead = Some(BulkheadConfig::Semaphore(SemaphoreConfig {
             max_concurrent: self.bulkhead_max_concurrent,
-            queue_capacity: 0,
-            max_wait: SimDuration::ZERO,
+            queue_capacity: if queued { self.bulkhead_queue_capacity } else { 0 },
+            max_wait: if queued { self.bulkhead_max_wait } else { SimDuration::ZERO },
         }));
         policy
     }
@@ -292,11 +306,38 @@ pub struct PolicyBounds {
     pub breaker_recovery: RangeInclusive<SimDuration>,
     /// Bulkhead permits.
     pub bulkhead_max_concurrent: RangeInclusive<u32>,
+    /// Bulkhead wait-queue places; may start at 0 (no queue).
+    #[serde(default = "no_queue")]
+    pub bulkhead_queue_capacity: RangeInclusive<u32>,
+    /// Bulkhead max wait; may start at 0.
+    #[serde(default = "no_wait")]
+    pub bulkhead_max_wait: RangeInclusive<SimDuration>,
+}
+
+fn no_queue() -> RangeInclusive<u32> {
+    0..=0
+}
+
+fn no_wait() -> RangeInclusive<SimDuration> {
+    SimDuration::ZERO..=SimDuration::ZERO
 }
 
 impl Default for PolicyBounds {
     /// Read timeout 100 ms ..= 30 s, 1 ..= 5 attempts, breaker threshold
-    /// 1 ..= 50, recovery 1 s ..= 120 s, bulkhead 1 ..= 64.
+    /// 1 ..= 50, recovery 1 s ..= 120 s, bulkhead 1 ..= 64 with no wait
+    /// queue (the seed's shape). Widen `bulkhead_queue_capacity` and
+    /// `bulkhead_max_wait` to range over queued bulkheads too:
+    ///
+    /// ```
+    /// use stormglass::testing::PolicyBounds;
+    ///
+    /// let queued = PolicyBounds {
+    ///     bulkhead_queue_capacity: 0..=32,
+    ///     bulkhead_max_wait: "0s".parse().unwrap()..="500ms".parse().unwrap(),
+    ///     ..PolicyBounds::default()
+    /// };
+    /// assert!(queued.validate().is_ok());
+    /// ```
     fn default() -> Self {
         PolicyBounds {
             read_timeout: SimDuration::from_millis(100)..=SimDuration::from_secs(30),
@@ -304,11 +345,13 @@ impl Default for PolicyBounds {
             breaker_failure_threshold: 1..=50,
             breaker_recovery: SimDuration::from_secs(1)..=SimDuration::from_secs(120),
             bulkhead_max_concurrent: 1..=64,
+            bulkhead_queue_capacity: no_queue(),
+            bulkhead_max_wait: no_wait(),
         }
     }
 }
 
-type Ticks = [Span; 5];
+type Ticks = [Span; 7];
 
 impl PolicyBounds {
     fn ticks(&self) -> Result<Ticks, ConfigError> {
@@ -317,8 +360,10 @@ impl PolicyBounds {
             ensure(*r.start() >= 1, field, "must start at 1 or more")?;
             ticks((u64::from(*r.start()), u64::from(*r.end())), 1, field)
         };
+        let millis_from_zero =
+            |r: &RangeInclusive<SimDuration>, field: &str| ticks((r.start().as_nanos(), r.end().as_nanos()), ms, field);
         let millis = |r: &RangeInclusive<SimDuration>, field: &str| {
-            let t = ticks((r.start().as_nanos(), r.end().as_nanos()), ms, field)?;
+            let t = millis_from_zero(r, field)?;
             ensure(t.0 >= 1, field, "must start at 1ms or more")?;
             Ok::<_, ConfigError>(t)
         };
@@ -328,6 +373,12 @@ impl PolicyBounds {
             whole(&self.breaker_failure_threshold, "breaker_failure_threshold")?,
             millis(&self.breaker_recovery, "breaker_recovery")?,
             whole(&self.bulkhead_max_concurrent, "bulkhead_max_concurrent")?,
+            ticks(
+                (u64::from(*self.bulkhead_queue_capacity.start()), u64::from(*self.bulkhead_queue_capacity.end())),
+                1,
+                "bulkhead_queue_capacity",
+            )?,
+            millis_from_zero(&self.bulkhead_max_wait, "bulkhead_max_wait")?,
         ])
     }
 
@@ -336,22 +387,23 @@ impl PolicyBounds {
         self.ticks().map(|_| ())
     }
 
-    fn build(t: [u64; 5]) -> PolicyParams {
+    fn build(t: [u64; 7]) -> PolicyParams {
         PolicyParams {
             read_timeout: SimDuration::from_millis(t[0]),
             attempts_max: t[1] as u32,
             breaker_failure_threshold: t[2] as u32,
             breaker_recovery: SimDuration::from_millis(t[3]),
             bulkhead_max_concurrent: t[4] as u32,
+            bulkhead_queue_capacity: t[5] as u32,
+            bulkhead_max_wait: SimDuration::from_millis(t[6]),
         }
     }
 
     /// A strategy of parameters; shrinks each knob toward its lower bound.
     pub fn strategy(&self) -> Result<BoxedStrategy<PolicyParams>, KitError> {
         let t = self.ticks().map_err(|e| e.within("policy_bounds"))?;
-        Ok((t[0].0..=t[0].1, t[1].0..=t[1].1, t[2].0..=t[2].1, t[3].0..=t[3].1, t[4].0..=t[4].1)
-            .prop_map(|(a, b, c, d, e)| PolicyBounds::build([a, b, c, d, e]))
-            .boxed())
+        let [a, b, c, d, e, f, g] = t.map(|(lo, hi)| lo..=hi);
+        Ok((a, b, c, d, e, f, g).prop_map(|(a, b, c, d, e, f, g)| PolicyBounds::build([a, b, c, d, e, f, g])).boxed())
     }
 
     /// Parameters drawn from `rng` (swarm mode).
