@@ -169,6 +169,17 @@ fn tell(out: &mut String, label: &str, report: &Report, fault_from: Option<SimTi
                 edge_report.fallbacks_by_served.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
             let _ = writeln!(out, "  fallbacks on {edge}: {}; served {}", reasons.join(", "), served.join(", "));
         }
+        // Only a bulkhead with a wait queue has waits to tell of.
+        if let Some(b) = edge_report.bulkhead.filter(|b| b.queued > 0) {
+            let _ = writeln!(
+                out,
+                "  bulkhead on {edge}: {} waited for a slot ({} got one, {} gave up); {} refused at once",
+                b.queued,
+                b.promoted,
+                b.expired + b.cancelled,
+                b.rejected
+            );
+        }
     }
     if let Some(detect) = report.summary.time_to_detect {
         let _ = writeln!(out, "  time to detect (fault start -> first breaker open): {detect}");

@@ -294,6 +294,14 @@ fn a_bulkhead_queue_makes_calls_wait_for_a_slot_up_to_max_wait() {
     assert_eq!((without.queued, without.expired), (0, 0));
     assert!(with.queued > 0 && with.promoted > 0 && with.expired > 0, "{with:?}");
     assert_eq!(with.rejected, 0, "a queue of 50 never fills at 10 waiters a second and 1 s waits");
+    // The story tells of the waits, and only where there were some.
+    let told = stormglass_models::story::single("queued", &queued);
+    let line = format!(
+        "bulkhead on api -> d: {} waited for a slot ({} got one, {} gave up); 0 refused at once",
+        with.queued, with.promoted, with.expired
+    );
+    assert!(told.contains(&line), "{told}");
+    assert!(!stormglass_models::story::single("none", &none).contains("bulkhead on"));
     // Every slot freed goes to a waiter at once: the dependency serves 20 a
     // second, its limit, while the queue is not empty.
     let served = queued.services["dep"].arrivals as f64 / 20.0;
