@@ -212,6 +212,10 @@ pub struct Summary {
     pub availability: f64,
     /// Fallbacks served on every edge, by reason.
     pub fallbacks_by_reason: BTreeMap<String, u64>,
+    /// Each reason's share of those fallbacks (they sum to 1; empty with
+    /// no fallback).
+    #[serde(default)]
+    pub fallback_share_by_reason: BTreeMap<String, f64>,
     /// First fault start -> first breaker opening after it.
     pub time_to_detect: Option<SimDuration>,
     /// Last fault end -> the slowest route back to its level.

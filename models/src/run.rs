@@ -333,6 +333,9 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
     } else {
         None
     };
+    let fallbacks: u64 = fallbacks_by_reason.values().sum();
+    let fallback_share_by_reason =
+        fallbacks_by_reason.iter().map(|(reason, &n)| (reason.clone(), round6(n as f64 / fallbacks as f64))).collect();
     let summary = Summary {
         requests,
         ok,
@@ -340,6 +343,7 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
         failed,
         availability: round6(if requests == 0 { 1.0 } else { (ok + degraded) as f64 / requests as f64 }),
         fallbacks_by_reason,
+        fallback_share_by_reason,
         time_to_detect: fault_span.and_then(|(from, _)| first_open.map(|t| t - from)),
         time_to_recover,
         breaker_transitions,

@@ -123,6 +123,17 @@ fn protected_the_breaker_contains_the_hang_and_recovers() {
     // Fallbacks are counted by reason: mostly breaker_open once it opened.
     let by_reason = &edge.fallbacks_by_reason;
     assert!(by_reason["breaker_open"] > by_reason.values().sum::<u64>() / 2, "{by_reason:?}");
+    // The summary gives each reason's share: this edge serves every fallback
+    // of the run, so the shares are its counts over their sum.
+    let summary = &r.summary;
+    assert_eq!(&summary.fallbacks_by_reason, by_reason);
+    let total = by_reason.values().sum::<u64>() as f64;
+    for (reason, share) in &summary.fallback_share_by_reason {
+        assert!((share - by_reason[reason] as f64 / total).abs() < 1e-6, "{reason}: {share}");
+    }
+    assert_eq!(summary.fallback_share_by_reason.len(), by_reason.len());
+    assert!(summary.fallback_share_by_reason["breaker_open"] > 0.5);
+    assert!(report(Variant::Unprotected).summary.fallback_share_by_reason.is_empty(), "no fallback, no share");
 }
 
 #[test]
