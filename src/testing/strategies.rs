@@ -356,9 +356,11 @@ type Ticks = [Span; 7];
 impl PolicyBounds {
     fn ticks(&self) -> Result<Ticks, ConfigError> {
         let ms = 1_000_000;
+        let whole_from_zero =
+            |r: &RangeInclusive<u32>, field: &str| ticks((u64::from(*r.start()), u64::from(*r.end())), 1, field);
         let whole = |r: &RangeInclusive<u32>, field: &str| {
             ensure(*r.start() >= 1, field, "must start at 1 or more")?;
-            ticks((u64::from(*r.start()), u64::from(*r.end())), 1, field)
+            whole_from_zero(r, field)
         };
         let millis_from_zero =
             |r: &RangeInclusive<SimDuration>, field: &str| ticks((r.start().as_nanos(), r.end().as_nanos()), ms, field);
@@ -373,11 +375,7 @@ impl PolicyBounds {
             whole(&self.breaker_failure_threshold, "breaker_failure_threshold")?,
             millis(&self.breaker_recovery, "breaker_recovery")?,
             whole(&self.bulkhead_max_concurrent, "bulkhead_max_concurrent")?,
-            ticks(
-                (u64::from(*self.bulkhead_queue_capacity.start()), u64::from(*self.bulkhead_queue_capacity.end())),
-                1,
-                "bulkhead_queue_capacity",
-            )?,
+            whole_from_zero(&self.bulkhead_queue_capacity, "bulkhead_queue_capacity")?,
             millis_from_zero(&self.bulkhead_max_wait, "bulkhead_max_wait")?,
         ])
     }
