@@ -68,6 +68,24 @@ fn a_hang_holds_callers_until_their_read_timeout() {
 }
 
 #[test]
+fn a_lost_request_ends_in_the_read_timeout() {
+    // Only a read timeout, as most HTTP clients have: a request lost on the
+    // link is waited for like a hung one, then fails; none is left over.
+    let mut s = scenario(100.0, SIMPLE, "", "", r#"(timeout: (connect: None, read: "1s", write: None, pool: None))"#);
+    s.links.default.loss = 0.1;
+    let r = run(&s).unwrap();
+    let route = &r.routes["r"];
+    assert_eq!(route.in_flight_at_end, 0);
+    // ~2000 arrivals, 10% lost: sd of the lost count is ~13.
+    let timeouts = failed(&r, Cause::Timeout);
+    assert!((140..260).contains(&timeouts), "{timeouts}");
+    assert_eq!(route.ok + timeouts, route.arrivals);
+    // Sent, 1 ms on the link, then the 1 s read timeout.
+    let max = route.latency.max.as_secs_f64();
+    assert!((1.0..1.0011).contains(&max), "{max}");
+}
+
+#[test]
 fn an_error_fault_fails_its_share() {
     let errors = r#"(target: "api", from: "0s", until: "20s", kind: errors((probability: 0.25, status: 503)))"#;
     let r = run(&scenario(200.0, SIMPLE, "", errors, "()")).unwrap();
@@ -101,6 +119,32 @@ fn replicas_share_the_load_by_balancer() {
         assert_eq!(r.routes["r"].availability, 1.0, "{balancer}");
         assert!(r.routes["r"].latency.p99.as_millis() < 500, "{balancer}: p99 {}", r.routes["r"].latency.p99);
     }
+}
+
+#[test]
+fn load_aware_balancers_steer_away_from_a_hung_replica() {
+    // One of four replicas hangs for 10 s (~2000 arrivals). Its swallowed
+    // requests stay outstanding at the caller until their 2 s timeout, so
+    // least-outstanding and power-of-two see it as busy, as Envoy's
+    // least-request does; round robin keeps sending it a quarter.
+    let lost = |balancer: &str| {
+        let api = format!(
+            r#"(execution: thread_pool(workers: 8, queue_capacity: 100), replicas: 4, balancer: {balancer},
+                routes: {{ "r": (steps: [compute(Exponential(mean: "10ms"))]) }})"#
+        );
+        let hang = r#"(target: "api", replica: 0, from: "5s", until: "15s", kind: hang)"#;
+        let policy = r#"(timeout: (connect: None, read: "2s", write: None, pool: None))"#;
+        let r = run(&scenario(200.0, &api, "", hang, policy)).unwrap();
+        assert_eq!(failed(&r, Cause::Timeout), r.services["api"].lost_to_hang, "{balancer}");
+        r.services["api"].lost_to_hang
+    };
+    let round_robin = lost("round_robin");
+    // A quarter of ~2000, give or take the Poisson noise.
+    assert!((400..600).contains(&round_robin), "round robin lost {round_robin}");
+    let least = lost("least_outstanding");
+    let two = lost("power_of_two");
+    assert!(least * 10 < round_robin, "least outstanding lost {least}, round robin {round_robin}");
+    assert!(two * 3 < round_robin, "power of two lost {two}, round robin {round_robin}");
 }
 
 #[test]

@@ -58,6 +58,7 @@ impl World {
             required,
             pipeline,
             attempt: 0,
+            attempt_replica: 0,
             timeout: None,
             attempt_request: None,
             last_answer: None,
@@ -101,14 +102,18 @@ impl World {
         let item = call.pipeline.request().key;
         let service = &mut self.services[target as usize];
         let replica = choose_replica(service);
+        service.replicas[replica as usize].outstanding += 1;
+        call.attempt_replica = replica;
         let link = &mut self.links[from_node as usize * services_count + target as usize];
         let latency = link.latency.sample(&mut link.rng);
         let lost = link.loss > 0.0 && link.rng.bernoulli(link.loss);
         let partitioned = service.replicas[replica as usize].partitioned_from.contains(&from_node);
         if lost || partitioned {
-            // The connection is never accepted: only the connect timeout
-            // (or the attempt deadline) ends the attempt.
-            let at = attempt.connect_timeout_at(now);
+            // Partitioned, the connection is never accepted: only the
+            // connect timeout (or the attempt deadline) ends the attempt.
+            // Lost, the request went out on a connection and vanished: the
+            // caller waits for its answer, so the read timeout ends it.
+            let at = if partitioned { attempt.connect_timeout_at(now) } else { attempt.timeout_at(now + latency) };
             call.attempt_request = None;
             call.timeout = (at != SimTime::MAX).then(|| {
                 ctx.schedule_cancellable_at(at, Event::AttemptTimeout { call: call_key, attempt: attempt.number })
@@ -120,7 +125,6 @@ impl World {
         call.timeout = (at != SimTime::MAX).then(|| {
             ctx.schedule_cancellable_at(at, Event::AttemptTimeout { call: call_key, attempt: attempt.number })
         });
-        service.replicas[replica as usize].outstanding += 1;
         let generation = self.generation_next.wrapping_add(1);
         self.generation_next = generation;
         let index = self.requests.insert(ServerRequest {
@@ -159,6 +163,7 @@ impl World {
         if call.attempt != attempt {
             return; // the attempt already timed out: a late answer
         }
+        self.services[call.target as usize].replicas[call.attempt_replica as usize].outstanding -= 1;
         if let Some(timeout) = call.timeout.take() {
             ctx.cancel(timeout);
         }
@@ -186,6 +191,7 @@ impl World {
         if call.attempt != attempt {
             return;
         }
+        self.services[call.target as usize].replicas[call.attempt_replica as usize].outstanding -= 1;
         call.timeout = None;
         call.attempt = 0;
         let abandoned = call.attempt_request.take();

@@ -110,6 +110,9 @@ struct OutboundCall {
     pipeline: Call,
     /// The attempt out, if any.
     attempt: u32,
+    /// The target's replica the attempt out went to: it counts as
+    /// outstanding there until the attempt ends here.
+    attempt_replica: u32,
     timeout: Option<EventId>,
     /// The server request of the attempt out, to mark it abandoned.
     attempt_request: Option<Key>,
@@ -203,7 +206,10 @@ const TRANSITIONS_MAX: usize = 10_000;
 struct Replica {
     busy: u32,
     queue: VecDeque<Key>,
-    /// Requests delivered and not yet answered (for balancers).
+    /// Attempts sent to this replica that have not ended at their caller
+    /// (answered or timed out), for balancers. Counted on the caller's side,
+    /// as Envoy's least-request counts active requests per host: a replica
+    /// that swallows requests (a hang, a partition) looks busy, not idle.
     outstanding: u32,
     crashed: u32,
     hung: u32,

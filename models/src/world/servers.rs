@@ -29,7 +29,6 @@ impl World {
         if replica.hung > 0 {
             // Accepted and never answered: the caller learns nothing.
             service.series.lost_to_hang.add(now, 1);
-            replica.outstanding -= 1;
             self.requests.remove(request_key.index as usize);
             return;
         }
@@ -99,9 +98,7 @@ impl World {
             let Some(request) = self.request_mut(next) else { continue };
             if abandon && request.caller_gone && request.step == 0 {
                 // Nobody waits for it: drop it unstarted.
-                let replica_index = request.replica as usize;
                 self.requests.remove(next.index as usize);
-                self.services[service].replicas[replica_index].outstanding -= 1;
                 continue;
             }
             self.run(ctx, next);
@@ -117,7 +114,6 @@ impl World {
             let service = &mut self.services[s];
             if request.caller_gone && service.abandon_on_caller_timeout {
                 self.requests.remove(request_key.index as usize);
-                self.services[s].replicas[r].outstanding -= 1;
                 self.release(ctx, s, r);
                 return;
             }
@@ -251,7 +247,6 @@ impl World {
         let services_count = self.services.len();
         let request = self.requests.remove(request_key.index as usize);
         let service = &mut self.services[request.service as usize];
-        service.replicas[request.replica as usize].outstanding -= 1;
         service.series.answered.add(now, 1);
         service.series.latency.record(now, now - request.arrived);
         service.series.latency_total.record(now - request.arrived);
