@@ -361,3 +361,53 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
         summary,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One request fans out 100 ways at `a` and again at `b`: about 20 000
+    /// requests and calls at once, over 10 ms of virtual time.
+    fn fan_out(in_flight_max: u32) -> Scenario {
+        let calls = |to: &str| vec![format!(r#"(dependency: "{to}", route: "x")"#); 100].join(", ");
+        let text = format!(
+            r#"(
+                name: "fan-out", duration: "1s", drain: "5s",
+                services: {{
+                    "a": (execution: async(concurrency_max: 1000), routes: {{ "x": (steps: [parallel([{a}])]) }},
+                          dependencies: {{ "b": (service: "b") }}),
+                    "b": (execution: async(concurrency_max: 1000), routes: {{ "x": (steps: [parallel([{b}])]) }},
+                          dependencies: {{ "c": (service: "c") }}),
+                    "c": (execution: async(concurrency_max: 100000), routes: {{ "x": (steps: [compute(Constant(value: "1s"))]) }}),
+                }},
+                // One user, one request: the next would start after the end.
+                clients: [(name: "one", target: "a", closed_loop: (users: 1, think_time: Constant(value: "1ms")),
+                           routes: [(route: "x")])],
+                limits: (in_flight_max: {in_flight_max}),
+            )"#,
+            a = calls("b"),
+            b = calls("c"),
+        );
+        Scenario::from_ron(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    #[test]
+    fn the_in_flight_limit_stops_a_fan_out_before_it_is_passed() {
+        let scenario = fan_out(1000);
+        scenario.validate().unwrap();
+        let mut sim = Simulation::new(World::new(&scenario));
+        sim.with_context(|world, ctx| world.start(ctx, &scenario));
+        sim.run_until(SimTime::ZERO + CHUNK).unwrap();
+        let world = sim.model();
+        assert!(matches!(world.limit_hit, Some(LimitHit::InFlight { in_flight_max: 1000, .. })));
+        // Never past the limit, though the chunk went on after it was hit.
+        assert!(world.in_flight() <= 1000, "{} in flight", world.in_flight());
+        assert!(matches!(run(&scenario), Err(RunError::InFlightLimit { in_flight_max: 1000, .. })));
+    }
+
+    #[test]
+    fn a_fan_out_under_the_in_flight_limit_runs() {
+        let report = run(&fan_out(30_000)).unwrap();
+        assert_eq!(report.services["c"].arrivals, 10_000);
+    }
+}

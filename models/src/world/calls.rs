@@ -44,6 +44,9 @@ impl World {
         via_alternate: bool,
     ) {
         let now = ctx.now();
+        if self.over_limit(now) {
+            return;
+        }
         let generation = self.next_generation();
         // The call goes into the slab before its first step, which then
         // works on it in place: moving it in afterwards copied it twice.
@@ -95,6 +98,9 @@ impl World {
     /// Sends one attempt across the link to a replica of the target.
     fn send_attempt(&mut self, ctx: &mut Context<'_, Event>, call_key: Key, attempt: Attempt) {
         let now = ctx.now();
+        if self.over_limit(now) {
+            return;
+        }
         let services_count = self.services.len();
         let Some(call) = self.calls.get_mut(call_key.index as usize) else { return };
         call.attempt = attempt.number;
@@ -150,7 +156,6 @@ impl World {
             call.attempt_request = Some(request);
         }
         ctx.schedule_at(arrives, Event::Deliver { request });
-        self.over_limit(now);
     }
 
     /// An answer reached the caller.

@@ -430,6 +430,9 @@ impl World {
         self.requests.get_mut(request.index as usize).filter(|r| r.generation == request.generation)
     }
 
+    /// Whether no request or call may be added: the slabs hold
+    /// `in_flight_max` entries between them. The first time, the limit hit
+    /// is recorded, which stops the model at once (see `handle`).
     fn over_limit(&mut self, now: SimTime) -> bool {
         if self.in_flight() >= self.in_flight_max as usize {
             self.limit_hit.get_or_insert(LimitHit::InFlight { in_flight_max: self.in_flight_max, at: now });
@@ -447,6 +450,11 @@ impl Model for World {
     type Event = Event;
 
     fn handle(&mut self, event: Event, ctx: &mut Context<'_, Event>) {
+        if self.limit_hit.is_some() {
+            // The run is over with an error: the events left only drain,
+            // so nothing more is allocated before the runner sees it.
+            return;
+        }
         self.dispatch(event, ctx);
         if !self.queueing_policies.is_empty() {
             self.resume_promoted(ctx);
