@@ -67,6 +67,53 @@ fn a_hang_holds_callers_until_their_read_timeout() {
     assert!((50..150).contains(&failed(&r, Cause::Timeout)));
 }
 
+/// One worker, 1 s per request, a queue of 10, 5 req/s: the worker and the
+/// queue are full when the fault starts at 5 s.
+fn backlogged_through(fault: &str) -> Report {
+    let api = r#"(execution: thread_pool(workers: 1, queue_capacity: 10),
+        routes: { "r": (steps: [compute(Constant(value: "1s"))]) })"#;
+    let fault = format!(r#"(target: "api", from: "5s", until: "15s", kind: {fault})"#);
+    let policy = r#"(timeout: (connect: None, read: "30s", write: None, pool: None))"#;
+    run(&scenario(5.0, api, "", &fault, policy)).unwrap()
+}
+
+/// A route series by bucket (1 s buckets).
+fn route_counts(report: &Report, series: &str) -> Vec<u64> {
+    match report.routes["r"].timeline.series.get(series) {
+        Some(SeriesData::Counts(c)) => c.clone(),
+        _ => vec![0; report.routes["r"].timeline.buckets.count],
+    }
+}
+
+#[test]
+fn a_crash_resets_the_requests_it_holds_and_a_hang_swallows_them() {
+    for fault in ["crash", "hang"] {
+        let r = backlogged_through(fault);
+        // Nothing is served from the moment the fault starts until it heals.
+        let ok = route_counts(&r, "ok");
+        assert!(ok[5..15].iter().all(|&n| n == 0), "{fault}: ok by second {ok:?}");
+        assert!(ok[16..20].iter().all(|&n| n > 0), "{fault}: ok by second {ok:?}");
+        let api = &r.services["api"];
+        match fault {
+            // The 11 held (1 running, 10 queued) fail in the first second,
+            // as connection resets, beside the ~50 refused arrivals.
+            "crash" => {
+                let refused = route_counts(&r, "failed_refused");
+                assert!(refused[5] >= 11, "refused by second {refused:?}");
+                assert_eq!(api.refused_by_crash, failed(&r, Cause::Refused));
+                assert_eq!(api.lost_to_hang, 0);
+            }
+            // The held ones are never answered: their callers time out 30 s
+            // after sending, like the ~50 swallowed on arrival.
+            _ => {
+                assert!(api.lost_to_hang >= 11 + 30, "{}", api.lost_to_hang);
+                assert_eq!(api.lost_to_hang, failed(&r, Cause::Timeout));
+                assert_eq!(api.refused_by_crash, 0);
+            }
+        }
+    }
+}
+
 #[test]
 fn a_lost_request_ends_in_the_read_timeout() {
     // Only a read timeout, as most HTTP clients have: a request lost on the

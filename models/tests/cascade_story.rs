@@ -225,10 +225,11 @@ fn snapshot_unprotected_timeline() {
 fn snapshot_protected_timeline() {
     // Reviewed: /orders turns degraded from 60 s to ~190 s, then ok again;
     // /status and /products answer throughout with no failure; order's pool
-    // peaks at 16 of 32 (the bulkhead caps calls to user at 10); the
+    // peaks at 15 of 32 (the bulkhead caps calls to user at 10); the
     // breaker's worst state per 10 s is open (2) from 60 s to 200 s; its
-    // transitions: open at 65.0 s, half-open at 125.1 s, open again at
-    // 130.1 s (the probe timed out), half-open at 190.1 s, closed at 190.1 s.
+    // transitions: open at 65.0 s (the calls user held when it hung time
+    // out first), half-open at 125.0 s, open again at 130.0 s (the probe
+    // timed out), half-open at 190.0 s, closed at 190.0 s.
     insta::assert_ron_snapshot!(story(report(Variant::Protected)));
 }
 

@@ -4,8 +4,21 @@
 use stormglass_core::sim::Context;
 use stormglass_core::time::SimDuration;
 
-use super::{Event, World};
+use super::{Answer, Event, Key, RequestState, World, key};
 use crate::config::FaultKind;
+use crate::report::Cause;
+use stormglass_patterns::AttemptOutcome;
+
+/// What becomes of the requests a replica holds when it crashes or hangs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loss {
+    /// The process died: each connection is reset and the caller hears of
+    /// it one link crossing later.
+    Reset,
+    /// The process stopped answering: the requests are never answered and
+    /// their callers wait for their timeouts.
+    Swallowed,
+}
 
 impl World {
     /// A fault starts or ends: recompute the state of the replicas it hits.
@@ -45,8 +58,54 @@ impl World {
                     FaultKind::Partition { .. } => rep.partitioned_from.push(self.faults[f as usize].3),
                 }
             }
+            if starts {
+                match self.faults[fault as usize].2 {
+                    FaultKind::Crash => self.lose_held_requests(ctx, service, r, Loss::Reset),
+                    FaultKind::Hang => self.lose_held_requests(ctx, service, r, Loss::Swallowed),
+                    _ => {}
+                }
+            }
             // Capacity may have come back.
             self.start_waiting(ctx, service, r);
+        }
+    }
+
+    /// A crash or a hang takes every request the replica holds, queued,
+    /// running or waiting on its calls (those still crossing the link meet
+    /// the fault when they arrive). Their workers are free again for when
+    /// the fault heals; their calls run out and their results are ignored.
+    fn lose_held_requests(&mut self, ctx: &mut Context<'_, Event>, service: usize, replica: usize, loss: Loss) {
+        let now = ctx.now();
+        let held: Vec<Key> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| {
+                r.service as usize == service && r.replica as usize == replica && r.state != RequestState::InTransit
+            })
+            .map(|(index, r)| key(index, r.generation))
+            .collect();
+        let s = &mut self.services[service];
+        s.replicas[replica].queue.clear();
+        s.replicas[replica].busy = 0;
+        let busy: u32 = s.replicas.iter().map(|r| r.busy).sum();
+        s.series.busy.set(now, u64::from(busy));
+        s.record_queue_length(now);
+        for request in held {
+            match loss {
+                Loss::Reset => {
+                    self.services[service].series.refused_by_crash.add(now, 1);
+                    let reset = Answer {
+                        outcome: AttemptOutcome::ConnectionReset,
+                        degraded: false,
+                        cause: Some(Cause::Refused),
+                    };
+                    self.answer(ctx, request, reset);
+                }
+                Loss::Swallowed => {
+                    self.services[service].series.lost_to_hang.add(now, 1);
+                    self.requests.remove(request.index as usize);
+                }
+            }
         }
     }
 }

@@ -108,7 +108,13 @@ impl World {
     /// Runs handler steps until one has to wait.
     pub(super) fn advance(&mut self, ctx: &mut Context<'_, Event>, request_key: Key) {
         loop {
-            let Some(request) = self.requests.get_mut(request_key.index as usize) else { return };
+            // A compute step's end finds nothing if a crash or a hang took
+            // the request meanwhile (or a newer one in its slot).
+            let Some(request) =
+                self.requests.get_mut(request_key.index as usize).filter(|r| r.generation == request_key.generation)
+            else {
+                return;
+            };
             let (s, r, route, step) =
                 (request.service as usize, request.replica as usize, request.route as usize, request.step as usize);
             let service = &mut self.services[s];
@@ -242,7 +248,7 @@ impl World {
     }
 
     /// Sends the answer back across the link and forgets the request.
-    fn answer(&mut self, ctx: &mut Context<'_, Event>, request_key: Key, answer: Answer) {
+    pub(super) fn answer(&mut self, ctx: &mut Context<'_, Event>, request_key: Key, answer: Answer) {
         let now = ctx.now();
         let services_count = self.services.len();
         let request = self.requests.remove(request_key.index as usize);
@@ -295,7 +301,7 @@ impl Service {
     }
 
     /// Sets the queue-length gauge after a queue changed.
-    fn record_queue_length(&mut self, now: SimTime) {
+    pub(super) fn record_queue_length(&mut self, now: SimTime) {
         let queued = self.queued();
         self.series.queue_length.set(now, queued);
     }
