@@ -1,8 +1,9 @@
 //! What each modelling feature does, on small scenarios: faults, execution
 //! models, replicas, handlers, clients, and the validation of bad input.
 
-use stormglass_core::time::SimDuration;
+use stormglass_core::time::{SimDuration, SimTime};
 use stormglass_core::timeline::SeriesData;
+use stormglass_models::config::RateProfile;
 use stormglass_models::report::{Cause, Report};
 use stormglass_models::{Scenario, run};
 
@@ -228,6 +229,116 @@ fn async_execution_keeps_no_thread_while_waiting() {
     assert_eq!(event_loop.routes["r"].failed.len(), 0, "{:?}", event_loop.routes["r"].failed);
     // The optional call failed: answered, but degraded.
     assert!(event_loop.routes["r"].degraded > 500);
+}
+
+#[test]
+fn a_thread_pool_worker_stays_busy_through_the_backoff_between_retries() {
+    // Each request calls a dependency that always answers 503, three times
+    // with 1 s between attempts: its worker waits ~2 s, like a thread that
+    // sleeps between retries, so one worker at 1 req/s is always busy.
+    let extra = r#""dep": (execution: thread_pool(workers: 10),
+        routes: { "x": (steps: [compute(Constant(value: "1ms"))], errors: (probability: 1.0, status: 503)) })"#;
+    let retry = r#"(retry: (backoff: fixed(delay: "1s"), stop: (attempts_max: 3), retry_on: (server_errors: true)))"#;
+    let make = |execution: &str| {
+        format!(
+            r#"(execution: {execution}, routes: {{ "r": (steps: [call((dependency: "d", route: "x", required: false))]) }},
+                dependencies: {{ "d": (service: "dep", policy: {retry}) }})"#
+        )
+    };
+    let busy_mean = |r: &Report| match r.services["api"].timeline.series.get("busy") {
+        Some(SeriesData::Gauge { mean, .. }) => mean.clone(),
+        other => panic!("busy: {other:?}"),
+    };
+    let threads = run(&scenario(1.0, &make("thread_pool(workers: 1, queue_capacity: 100)"), extra, "", "()")).unwrap();
+    let route = &threads.routes["r"];
+    // Every request is answered (degraded: the optional call failed), none
+    // faster than its two backoffs, and later ones wait for the worker.
+    assert_eq!(route.degraded, route.arrivals);
+    assert!(route.latency.p50 > SimDuration::from_secs(2), "p50 {}", route.latency.p50);
+    assert!(route.latency.max > SimDuration::from_secs(4), "max {}", route.latency.max);
+    // The worker is held all the time, backoffs included (the calls
+    // themselves take ~5 ms of each 2 s).
+    assert!(busy_mean(&threads)[2..20].iter().all(|&b| b > 0.99), "{:?}", busy_mean(&threads));
+    // An event loop sleeps without a slot: nothing queues behind a backoff.
+    let event_loop = run(&scenario(1.0, &make("async(concurrency_max: 1)"), extra, "", "()")).unwrap();
+    let route = &event_loop.routes["r"];
+    assert!(route.latency.max < SimDuration::from_millis(2100), "max {}", route.latency.max);
+}
+
+#[test]
+fn contention_stretches_service_time_with_the_busy_workers() {
+    // 10 ms of work times 1 + contention * busy, busy counting the request
+    // itself; two 1 ms link crossings on top.
+    let api = |contention: f64| {
+        format!(
+            r#"(execution: thread_pool(workers: 8, queue_capacity: 1000), contention: {contention:.1},
+                routes: {{ "r": (steps: [compute(Constant(value: "10ms"))]) }})"#
+        )
+    };
+    // At 1 req/s requests never overlap: busy is always 1.
+    let alone = run(&scenario(1.0, &api(0.5), "", "", "()")).unwrap();
+    let latency = &alone.routes["r"].latency;
+    assert_eq!((latency.mean, latency.max), (SimDuration::from_millis(17), SimDuration::from_millis(17)));
+    // At 400 req/s on 8 workers about 4 are busy at once: with 0.1 each
+    // request takes ~1.4x as long (utilisation 0.5 -> ~0.7, still stable).
+    let loaded = |contention| run(&scenario(400.0, &api(contention), "", "", "()")).unwrap().routes["r"].latency.mean;
+    let (flat, contended) = (loaded(0.0), loaded(0.1));
+    assert!(flat < SimDuration::from_millis(13), "mean {flat}");
+    assert!(contended > SimDuration::from_millis(15), "mean {contended}");
+}
+
+#[test]
+fn abandoning_the_work_of_callers_who_left_ends_an_overload_with_it() {
+    // One worker, 10 ms per request: 100 req/s. A 2 s burst at 400 req/s
+    // leaves ~600 requests queued whose users (500 ms timeout) are gone.
+    // Keeping that work (the default) makes the users who come after the
+    // burst wait behind it and give up too, for seconds: the overload
+    // outlives its cause. Dropping it unstarted ends the outage with the
+    // burst.
+    let api = |abandon: bool| {
+        format!(
+            r#"(execution: thread_pool(workers: 1, queue_capacity: 1000), abandon_on_caller_timeout: {abandon},
+                routes: {{ "r": (steps: [compute(Constant(value: "10ms"))]) }})"#
+        )
+    };
+    let policy = r#"(timeout: (connect: None, read: "500ms", write: None, pool: None))"#;
+    let ok_by_second = |abandon| {
+        let mut s = scenario(50.0, &api(abandon), "", "", policy);
+        s.clients[0].rate = Some(RateProfile::Spike {
+            base: 50.0,
+            peak: 400.0,
+            at: SimTime::from_secs(5),
+            width: SimDuration::from_secs(2),
+        });
+        route_counts(&run(&s).unwrap(), "ok")
+    };
+    let (kept, dropped) = (ok_by_second(false), ok_by_second(true));
+    // From 1 s after the burst: ~50 answered a second when dropped, ~none
+    // while the kept backlog (~6 s of work) drains.
+    let after: fn(&[u64]) -> u64 = |ok| ok[8..12].iter().sum();
+    assert!(after(&dropped) > 150, "dropped: ok by second {dropped:?}");
+    assert!(after(&kept) < 20, "kept: ok by second {kept:?}");
+    // Both serve everyone once it is over.
+    assert!(kept[18] > 30 && dropped[18] > 30, "kept {kept:?}, dropped {dropped:?}");
+}
+
+#[test]
+fn overlapping_faults_compose_and_heal_one_by_one() {
+    // slow x2 over [4 s, 10 s) and slow x3 over [7 s, 14 s): 10 ms of work
+    // takes 20, 60, 30 then 10 ms again; plus two 1 ms link crossings.
+    let faults = r#"(target: "api", from: "4s", until: "10s", kind: slow(factor: 2.0)),
+                    (target: "api", from: "7s", until: "14s", kind: slow(factor: 3.0))"#;
+    let r = run(&scenario(5.0, SIMPLE, "", faults, "()")).unwrap();
+    let by_second = match r.routes["r"].timeline.series.get("latency") {
+        Some(SeriesData::Latency(summaries)) => summaries.clone(),
+        other => panic!("latency: {other:?}"),
+    };
+    // 4 workers at 5 req/s: nobody waits, so every answer in a second takes
+    // the same time and the mean is exact.
+    for (second, want) in [(2, 12), (5, 22), (8, 62), (12, 32), (16, 12)] {
+        let got = by_second[second].mean;
+        assert_eq!(got, SimDuration::from_millis(want), "second {second}");
+    }
 }
 
 #[test]
