@@ -1,9 +1,15 @@
 //! Open-loop arrivals from a rate profile.
 //!
-//! A time-varying Poisson process is drawn by thinning (Lewis and Shedler):
-//! candidates come at the profile's peak rate and each is kept with
-//! probability `rate(t) / peak`. For a constant rate every candidate is kept
-//! and this is a plain Poisson process.
+//! A time-varying Poisson process is drawn by thinning (Lewis and Shedler)
+//! against a piecewise majorant: the profile is cut into segments (between
+//! steps, around a spike, before, during and after a ramp, between table
+//! points), candidates come at the highest rate of the current segment, and
+//! each is kept with probability `rate(t) / majorant`. A candidate past the
+//! segment's end is discarded and the draw restarts at the boundary with the
+//! next segment's majorant: the exponential gap is memoryless, so this is
+//! exact. A segment at rate 0 is skipped whole. For steps, spikes and constant
+//! rates the majorant is the rate itself, so every candidate is kept; for a
+//! constant rate this is a plain Poisson process.
 //!
 //! ```
 //! use stormglass_models::config::RateProfile;
@@ -28,23 +34,12 @@ use crate::config::{RatePoint, RateProfile};
 #[derive(Debug, Clone)]
 pub struct Arrivals {
     profile: RateProfile,
-    peak_rps: f64,
 }
-
-/// Most candidates drawn for one arrival before giving up: with a profile
-/// that is zero for a long stretch, thinning would otherwise spin.
-const CANDIDATES_MAX: u32 = 1_000_000;
 
 impl Arrivals {
     /// Arrivals for a validated profile.
     pub fn new(profile: &RateProfile) -> Self {
-        let peak_rps = match profile {
-            RateProfile::Constant { rps } => *rps,
-            RateProfile::Spike { base, peak, .. } => base.max(*peak),
-            RateProfile::Ramp { from_rps, to_rps, .. } => from_rps.max(*to_rps),
-            RateProfile::Steps(points) | RateProfile::Table(points) => points.iter().map(|p| p.rps).fold(0.0, f64::max),
-        };
-        Arrivals { profile: profile.clone(), peak_rps }
+        Arrivals { profile: profile.clone() }
     }
 
     /// Requests per second at `t`.
@@ -75,24 +70,79 @@ impl Arrivals {
 
     /// The first arrival after `now` and before `end`, if any.
     pub fn next_after(&self, now: SimTime, end: SimTime, rng: &mut SimRng) -> Option<SimTime> {
-        if self.peak_rps <= 0.0 {
-            return None;
-        }
+        // Every pass either returns, or moves `t` forward: to a segment end
+        // (always after `t`) or by a gap of at least 1 ns. So the loop ends
+        // within the span to `end` without a cap on candidates, and `None`
+        // means no arrival before `end`, never "gave up".
         let mut t = now;
-        for _ in 0..CANDIDATES_MAX {
-            // libm, not f64::ln: the same bytes on every platform (DESIGN.md rule 5).
-            let gap = -libm::log(1.0 - uniform01(rng)) / self.peak_rps;
-            t += SimDuration::from_secs_f64(gap).max(SimDuration::from_nanos(1));
-            if t >= end {
-                return None;
+        while t < end {
+            let (majorant, segment_end) = self.segment(t);
+            debug_assert!(segment_end > t, "a segment ends after it starts");
+            let stop = segment_end.min(end);
+            if majorant <= 0.0 {
+                // Nothing can arrive in this segment: skip it without drawing.
+                t = stop;
+                continue;
             }
-            // Constant profiles keep every candidate without drawing.
-            if matches!(self.profile, RateProfile::Constant { .. }) || uniform01(rng) * self.peak_rps < self.rate_at(t)
-            {
+            // libm, not f64::ln: the same bytes on every platform (DESIGN.md rule 5).
+            let gap = -libm::log(1.0 - uniform01(rng)) / majorant;
+            let candidate = t + SimDuration::from_secs_f64(gap).max(SimDuration::from_nanos(1));
+            if candidate >= stop {
+                // Past this segment: restart at its end with the next
+                // majorant (exact, the gap is memoryless), or stop at `end`.
+                t = stop;
+                continue;
+            }
+            t = candidate;
+            // Where the majorant is the rate itself (constant, steps, spike)
+            // every candidate is kept without drawing the acceptance
+            // uniform, so a constant profile draws exactly as a plain
+            // Poisson process (and as this code did before it had segments).
+            let rate = self.rate_at(t);
+            if rate >= majorant || uniform01(rng) * majorant < rate {
                 return Some(t);
             }
         }
         None
+    }
+
+    /// The segment of the profile that holds `t`: the highest rate over it
+    /// and its end ([`SimTime::MAX`] for the last). The rate is exact for
+    /// constant, steps and spike; for ramp and table, linear on the
+    /// segment, the higher of the two endpoint rates bounds it.
+    fn segment(&self, t: SimTime) -> (f64, SimTime) {
+        match &self.profile {
+            RateProfile::Constant { rps } => (*rps, SimTime::MAX),
+            RateProfile::Spike { base, peak, at, width } => {
+                if t < *at {
+                    (*base, *at)
+                } else if t < *at + *width {
+                    (*peak, *at + *width)
+                } else {
+                    (*base, SimTime::MAX)
+                }
+            }
+            RateProfile::Ramp { from_rps, to_rps, start, end } => {
+                if t < *start {
+                    (*from_rps, *start)
+                } else if t < *end {
+                    (from_rps.max(*to_rps), *end)
+                } else {
+                    (*to_rps, SimTime::MAX)
+                }
+            }
+            RateProfile::Steps(points) => match points.partition_point(|p| p.at <= t) {
+                // Before the first point the rate is zero.
+                0 => (0.0, points.first().map_or(SimTime::MAX, |p| p.at)),
+                i => (points[i - 1].rps, points.get(i).map_or(SimTime::MAX, |p| p.at)),
+            },
+            RateProfile::Table(points) => match points.partition_point(|p| p.at <= t) {
+                // Flat at the first point's rate before it, at the last's after it.
+                0 => (points[0].rps, points[0].at),
+                i if i == points.len() => (points[i - 1].rps, SimTime::MAX),
+                i => (points[i - 1].rps.max(points[i].rps), points[i].at),
+            },
+        }
     }
 }
 
@@ -155,6 +205,112 @@ mod tests {
         assert!((10_000i64 - ramped as i64).abs() < 400, "{ramped}");
     }
 
+    /// Draws `profile` from 0 to `end_ms` with `seed` and checks the count
+    /// in each window `(from_ms, to_ms, expected)`, where `expected` is the
+    /// integral of the rate over the window. A window's count is Poisson, sd
+    /// the square root of the mean, so 5 sd (a false alarm under 1e-6 per
+    /// window) bounds it; where the rate is zero the count must be zero.
+    fn check(profile: RateProfile, end_ms: u64, seed: u64, windows: &[(u64, u64, f64)]) {
+        let arrivals = Arrivals::new(&profile);
+        let mut rng = SimRng::from_seed_u64(seed);
+        let (mut t, mut times) = (SimTime::ZERO, Vec::new());
+        while let Some(next) = arrivals.next_after(t, SimTime::from_millis(end_ms), &mut rng) {
+            assert!(next > t && next < SimTime::from_millis(end_ms));
+            times.push(next);
+            t = next;
+        }
+        for &(from_ms, to_ms, expected) in windows {
+            let (from, to) = (SimTime::from_millis(from_ms), SimTime::from_millis(to_ms));
+            let n = times.iter().filter(|&&t| t >= from && t < to).count() as f64;
+            let tolerance = 5.0 * expected.sqrt();
+            assert!(
+                (n - expected).abs() <= tolerance,
+                "{profile:?} seed {seed}: {n} in [{from}, {to}), expected {expected} +- {tolerance}"
+            );
+        }
+    }
+
+    fn point(at_ms: u64, rps: f64) -> RatePoint {
+        RatePoint { at: SimTime::from_millis(at_ms), rps }
+    }
+
+    #[test]
+    fn a_step_up_from_zero_arrives_after_it() {
+        // Thinning at the global peak drew 1.5 x 10^6 candidates in the
+        // first 30 s, all rejected: it gave up after 10^6 and returned None,
+        // which ended the client's arrivals for the rest of the run.
+        let steps = RateProfile::Steps(vec![point(0, 0.0), point(30_000, 50_000.0)]);
+        check(steps, 40_000, 1, &[(0, 30_000, 0.0), (30_000, 31_000, 50_000.0), (30_000, 40_000, 500_000.0)]);
+    }
+
+    #[test]
+    fn a_narrow_spike_happens() {
+        // 2e6 rps for 10 ms over a base of 2 rps: at the global peak each
+        // base-rate arrival took ~10^6 candidates, so the cap of 10^6 was
+        // hit within the first few arrivals and the spike never came.
+        let spike = RateProfile::Spike {
+            base: 2.0,
+            peak: 2e6,
+            at: SimTime::from_secs(50),
+            width: SimDuration::from_millis(10),
+        };
+        check(spike, 100_000, 1, &[(0, 50_000, 100.0), (50_000, 50_010, 20_000.0), (50_010, 100_000, 99.98)]);
+    }
+
+    #[test]
+    fn ramps_and_tables_follow_the_integral_of_the_rate() {
+        // Down from 1000 to 0 between 10 s and 30 s, flat outside: a ramp's
+        // majorant is its higher end, so late in the ramp most candidates are
+        // rejected, and the counts show the thinning does that in proportion.
+        let ramp = RateProfile::Ramp {
+            from_rps: 1000.0,
+            to_rps: 0.0,
+            start: SimTime::from_secs(10),
+            end: SimTime::from_secs(30),
+        };
+        let windows =
+            [(0, 10_000, 10_000.0), (10_000, 20_000, 7_500.0), (20_000, 30_000, 2_500.0), (30_000, 40_000, 0.0)];
+        check(ramp, 40_000, 2, &windows);
+        // Flat at 400 before 5 s, up, down to a zero stretch, up, flat at 1000.
+        let table = RateProfile::Table(vec![
+            point(5_000, 400.0),
+            point(10_000, 2_000.0),
+            point(20_000, 0.0),
+            point(30_000, 0.0),
+            point(35_000, 1_000.0),
+        ]);
+        let windows = [
+            (0, 5_000, 2_000.0),
+            (5_000, 10_000, 6_000.0),
+            (10_000, 15_000, 7_500.0),
+            (15_000, 20_000, 2_500.0),
+            (20_000, 30_000, 0.0),
+            (30_000, 35_000, 2_500.0),
+            (35_000, 40_000, 5_000.0),
+        ];
+        check(table, 40_000, 3, &windows);
+    }
+
+    #[test]
+    fn constant_profiles_draw_as_before_segments() {
+        // These times were printed by the code before this change (thinning
+        // at the global peak, commit 09f6aff), run on the same seeds: a
+        // constant profile's draws, and every snapshot built on them, hold.
+        let first_ns = |rps: f64, seed: u64| {
+            let arrivals = Arrivals::new(&RateProfile::Constant { rps });
+            let mut rng = SimRng::from_seed_u64(seed);
+            let mut t = SimTime::ZERO;
+            (0..6)
+                .map(|_| {
+                    t = arrivals.next_after(t, SimTime::MAX, &mut rng).expect("a constant rate keeps arriving");
+                    t.as_nanos()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(first_ns(200.0, 7), [3010699, 4042553, 4413822, 5323076, 11679816, 22195811]);
+        assert_eq!(first_ns(1e6, 11), [190, 643, 1177, 2230, 2526, 7381]);
+    }
+
     #[test]
     fn steps_and_tables_interpolate_as_documented() {
         let points = vec![
@@ -176,5 +332,19 @@ mod tests {
         let arrivals = Arrivals::new(&RateProfile::Constant { rps: 0.0 });
         let mut rng = SimRng::from_seed_u64(1);
         assert_eq!(arrivals.next_after(SimTime::ZERO, SimTime::MAX, &mut rng), None);
+        // A profile whose rest is zero ends at once, even with no end in
+        // sight: the zero segments are skipped, not drawn through.
+        for zero_from_1s in [
+            RateProfile::Steps(vec![point(0, 1e7), point(1_000, 0.0)]),
+            RateProfile::Table(vec![point(0, 1e7), point(1_000, 0.0)]),
+            RateProfile::Ramp { from_rps: 1e7, to_rps: 0.0, start: SimTime::ZERO, end: SimTime::from_secs(1) },
+        ] {
+            let arrivals = Arrivals::new(&zero_from_1s);
+            assert_eq!(arrivals.next_after(SimTime::from_secs(1), SimTime::MAX, &mut rng), None, "{zero_from_1s:?}");
+        }
+        // Nor does a long zero stretch at the start end the arrivals.
+        let late = Arrivals::new(&RateProfile::Steps(vec![point(0, 0.0), point(1_000_000_000, 1.0)]));
+        let first = late.next_after(SimTime::ZERO, SimTime::MAX, &mut rng).expect("arrivals after the stretch");
+        assert!(first > SimTime::from_secs(1_000_000), "{first}");
     }
 }

@@ -530,6 +530,47 @@ fn closed_loop_users_wait_then_think() {
     assert!((190..=210).contains(&arrivals), "{arrivals}");
 }
 
+/// Arrivals per 1 s bucket of a run whose one client draws from `rate`.
+fn arrivals_per_second(rate: &str, duration: &str) -> Vec<u64> {
+    let text = format!(
+        r#"(
+            name: "rates", seed: 1, duration: "{duration}", drain: "1s",
+            links: (default: (latency: Constant(value: "0s"))),
+            services: {{ "api": (execution: thread_pool(workers: 1000, queue_capacity: 100000),
+                                 routes: {{ "r": (steps: [compute(Constant(value: "1ms"))]) }}) }},
+            clients: [(name: "users", target: "api", rate: {rate}, routes: [(route: "r")])],
+        )"#
+    );
+    let scenario = Scenario::from_ron(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    scenario.validate().unwrap_or_else(|e| panic!("{e}"));
+    let r = run(&scenario).unwrap();
+    let arrivals = match r.routes["r"].timeline.series.get("arrivals") {
+        Some(SeriesData::Counts(c)) => c.clone(),
+        other => panic!("no arrivals series: {other:?}"),
+    };
+    assert_eq!(arrivals.iter().sum::<u64>(), r.routes["r"].arrivals);
+    arrivals
+}
+
+#[test]
+fn time_varying_rates_reach_their_late_and_narrow_peaks() {
+    // Counts are Poisson, sd the square root of the mean: 5 sd bounds them.
+    let within = |n: u64, mean: f64| (n as f64 - mean).abs() <= 5.0 * mean.sqrt();
+    // Zero for 30 s, then 50000/s: thinning at the peak rate used to give up
+    // in the zero stretch and end the client's arrivals for good.
+    let steps = arrivals_per_second(r#"steps([(at: "0s", rps: 0.0), (at: "30s", rps: 50000.0)])"#, "40s");
+    assert!(steps[..30].iter().all(|&n| n == 0), "{steps:?}");
+    let late: u64 = steps[30..].iter().sum();
+    assert!(within(late, 500_000.0), "{late}");
+    assert!(steps[30..40].iter().all(|&n| within(n, 50_000.0)), "{steps:?}");
+    // 2 req/s with a 10 ms spike at 2e6 req/s: 20000 arrivals in that one
+    // second (plus ~2 at the base rate), ~2 in each other second.
+    let spike = arrivals_per_second(r#"spike(base: 2.0, peak: 2000000.0, at: "50s", width: "10ms")"#, "100s");
+    assert!(within(spike[50], 20_002.0), "{}", spike[50]);
+    let others: u64 = spike.iter().sum::<u64>() - spike[50];
+    assert!(within(others, 198.0), "{others}");
+}
+
 #[test]
 fn lifo_serves_the_newest_first_under_overload() {
     let make = |discipline: &str| {
