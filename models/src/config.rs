@@ -724,6 +724,14 @@ impl LinkConfig {
 impl ClientConfig {
     fn validate(&self, scenario: &Scenario) -> Result<(), ConfigError> {
         ensure(!self.name.is_empty(), "name", "must not be empty")?;
+        // A client's name keys its random streams, its routes and its edge
+        // in the report, and names it as a caller in links and partitions.
+        ensure(!scenario.services.contains_key(&self.name), "name", "must not be a service's name")?;
+        ensure(
+            scenario.clients.iter().filter(|c| c.name == self.name).count() == 1,
+            "name",
+            "must not be another client's name",
+        )?;
         let target = scenario.service_ref(&self.target, "target")?;
         ensure(
             self.rate.is_some() != self.closed_loop.is_some(),

@@ -90,7 +90,8 @@ pub struct Report {
     pub routes: BTreeMap<String, RouteReport>,
     /// Services by name.
     pub services: BTreeMap<String, ServiceReport>,
-    /// Dependency edges by `caller -> dependency`.
+    /// Edges by `service -> dependency`, and each client's by
+    /// `client -> target` (its members' policies summed).
     pub edges: BTreeMap<String, EdgeReport>,
     /// Headline numbers.
     pub summary: Summary,

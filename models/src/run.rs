@@ -25,16 +25,18 @@ use std::collections::BTreeMap;
 use stormglass_core::error::ConfigError;
 use stormglass_core::sim::{Limits, SimError, Simulation, Stop};
 use stormglass_core::time::{SimDuration, SimTime};
-use stormglass_core::timeline::Timeline;
+use stormglass_core::timeline::{Buckets, Timeline};
 use stormglass_patterns::breaker::BreakerState;
-use stormglass_patterns::fallback::{FallbackReason, ServedKind};
+use stormglass_patterns::bulkhead::BulkheadStats;
+use stormglass_patterns::fallback::{FallbackReason, FallbackStats, ServedKind};
+use stormglass_patterns::pipeline::{Policy, PolicyStats};
 
 use crate::config::{FaultKind, Scenario};
 use crate::report::{
     Cause, EdgeReport, FaultWindow, Report, RouteReport, ServiceReport, Summary, round6, time_to_recover,
 };
+use crate::world::{EdgeBook, LimitHit, World, cause_index};
 pub use crate::world::{InFlightMemory, in_flight_memory};
-use crate::world::{LimitHit, World, cause_index};
 
 /// Why a run could not produce a report.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -160,6 +162,63 @@ fn served_name(served: ServedKind) -> &'static str {
     }
 }
 
+/// The report of one edge, from its book and the policies behind it: one
+/// for a dependency, every member's for a client (their counters summed).
+fn edge_report<'a>(
+    book: &EdgeBook,
+    policies: impl Iterator<Item = &'a Policy>,
+    buckets: Buckets,
+    end: SimTime,
+) -> EdgeReport {
+    let (mut stats, mut fallback_stats, mut bulkhead, mut has_breaker) =
+        (PolicyStats::default(), FallbackStats::default(), None::<BulkheadStats>, false);
+    for policy in policies {
+        stats += policy.stats();
+        fallback_stats += policy.fallback_stats();
+        if let Some(b) = policy.bulkhead_stats() {
+            *bulkhead.get_or_insert_with(Default::default) += b;
+        }
+        has_breaker |= policy.breaker_state().is_some();
+    }
+    let s = &book.series;
+    let mut timeline = Timeline::new(buckets);
+    timeline.insert_counts("calls", &s.calls);
+    timeline.insert_counts("attempts", &s.attempts);
+    timeline.insert_counts("retries", &s.retries);
+    timeline.insert_counts("ok", &s.ok);
+    timeline.insert_counts("fallbacks", &s.fallbacks);
+    timeline.insert_counts("failed", &s.failed);
+    timeline.insert_counts("rejected_circuit_open", &s.rejected_circuit_open);
+    timeline.insert_counts("rejected_bulkhead_full", &s.rejected_bulkhead_full);
+    if s.throttled.total() > 0 {
+        timeline.insert_counts("throttled", &s.throttled);
+    }
+    if has_breaker {
+        timeline.insert_gauge("breaker_state", &s.breaker_state, end);
+    }
+    let fallbacks_by_reason = FallbackReason::ALL
+        .into_iter()
+        .filter(|&reason| fallback_stats.served_for(reason) > 0)
+        .map(|reason| (reason_name(reason).to_string(), fallback_stats.served_for(reason)))
+        .collect();
+    // A fallback with nothing to serve is a failure, not a fallback.
+    let fallbacks_by_served = ServedKind::ALL
+        .into_iter()
+        .filter(|&kind| kind != ServedKind::Failed && fallback_stats.by_served(kind) > 0)
+        .map(|kind| (served_name(kind).to_string(), fallback_stats.by_served(kind)))
+        .collect();
+    EdgeReport {
+        stats,
+        attempts_per_call: round6(if stats.calls == 0 { 0.0 } else { stats.attempts as f64 / stats.calls as f64 }),
+        fallbacks_by_reason,
+        fallbacks_by_served,
+        bulkhead,
+        transitions: book.transitions.clone(),
+        transitions_dropped: book.transitions_dropped,
+        timeline,
+    }
+}
+
 fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u64) -> Report {
     let buckets = world.buckets;
     let faults: Vec<FaultWindow> = scenario
@@ -256,66 +315,28 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
                 timeline,
             },
         );
-        for dependency in &mut service.dependencies {
-            // Book a breaker that would now read half-open, so the timeline
-            // shows where it stands at the end.
-            let stats = dependency.policy.stats();
-            let s = &dependency.series;
-            let mut timeline = Timeline::new(buckets);
-            timeline.insert_counts("calls", &s.calls);
-            timeline.insert_counts("attempts", &s.attempts);
-            timeline.insert_counts("retries", &s.retries);
-            timeline.insert_counts("ok", &s.ok);
-            timeline.insert_counts("fallbacks", &s.fallbacks);
-            timeline.insert_counts("failed", &s.failed);
-            timeline.insert_counts("rejected_circuit_open", &s.rejected_circuit_open);
-            timeline.insert_counts("rejected_bulkhead_full", &s.rejected_bulkhead_full);
-            if s.throttled.total() > 0 {
-                timeline.insert_counts("throttled", &s.throttled);
-            }
-            if dependency.policy.breaker_state().is_some() {
-                timeline.insert_gauge("breaker_state", &s.breaker_state, end);
-            }
-            let fallback_stats = dependency.policy.fallback_stats();
-            let mut by_reason = BTreeMap::new();
-            for reason in FallbackReason::ALL {
-                let n = fallback_stats.served_for(reason);
-                if n > 0 {
-                    by_reason.insert(reason_name(reason).to_string(), n);
-                    *fallbacks_by_reason.entry(reason_name(reason).to_string()).or_default() += n;
-                }
-            }
-            // A fallback with nothing to serve is a failure, not a fallback.
-            let by_served = ServedKind::ALL
-                .into_iter()
-                .filter(|&kind| kind != ServedKind::Failed && fallback_stats.by_served(kind) > 0)
-                .map(|kind| (served_name(kind).to_string(), fallback_stats.by_served(kind)))
-                .collect();
-            if let Some((from, _)) = fault_span {
-                let opened = dependency.transitions.iter().find(|t| t.at >= from && t.to == BreakerState::Open);
-                if let Some(t) = opened {
-                    first_open = Some(first_open.map_or(t.at, |f: SimTime| f.min(t.at)));
-                }
-            }
-            breaker_transitions += dependency.transitions.len() as u64 + dependency.transitions_dropped;
-            edges.insert(
-                format!("{} -> {}", service.name, dependency.name),
-                EdgeReport {
-                    stats,
-                    attempts_per_call: round6(if stats.calls == 0 {
-                        0.0
-                    } else {
-                        stats.attempts as f64 / stats.calls as f64
-                    }),
-                    fallbacks_by_reason: by_reason,
-                    fallbacks_by_served: by_served,
-                    bulkhead: dependency.policy.bulkhead_stats(),
-                    transitions: dependency.transitions.clone(),
-                    transitions_dropped: dependency.transitions_dropped,
-                    timeline,
-                },
-            );
+        for dependency in &service.dependencies {
+            let edge = edge_report(&dependency.edge, std::iter::once(&dependency.policy), buckets, end);
+            edges.insert(format!("{} -> {}", service.name, dependency.name), edge);
         }
+    }
+    // A client's edge sums its members' policies: a client with retries
+    // shows its load amplification, a client with a breaker its transitions.
+    for (client, config) in world.clients.iter().zip(&scenario.clients) {
+        let edge = edge_report(&client.edge, client.policies(), buckets, end);
+        edges.insert(format!("{} -> {}", config.name, config.target), edge);
+    }
+    for edge in edges.values() {
+        for (reason, n) in &edge.fallbacks_by_reason {
+            *fallbacks_by_reason.entry(reason.clone()).or_default() += n;
+        }
+        if let Some((from, _)) = fault_span {
+            let opened = edge.transitions.iter().find(|t| t.at >= from && t.to == BreakerState::Open);
+            if let Some(t) = opened {
+                first_open = Some(first_open.map_or(t.at, |f: SimTime| f.min(t.at)));
+            }
+        }
+        breaker_transitions += edge.transitions.len() as u64 + edge.transitions_dropped;
     }
 
     let requests: u64 = routes.values().map(|r| r.arrivals).sum();

@@ -6,6 +6,7 @@ use stormglass_core::timeline::SeriesData;
 use stormglass_models::config::RateProfile;
 use stormglass_models::report::{Cause, Report};
 use stormglass_models::{Scenario, run};
+use stormglass_patterns::breaker::BreakerState;
 
 /// A client `users` at `rps` on route "r" of service "api" (with `api` and
 /// `extra` pasted into the services map and `faults` into the faults list).
@@ -263,6 +264,34 @@ fn a_thread_pool_worker_stays_busy_through_the_backoff_between_retries() {
     let event_loop = run(&scenario(1.0, &make("async(concurrency_max: 1)"), extra, "", "()")).unwrap();
     let route = &event_loop.routes["r"];
     assert!(route.latency.max < SimDuration::from_millis(2100), "max {}", route.latency.max);
+}
+
+#[test]
+fn a_client_s_own_policy_shows_as_its_edge() {
+    // Users retry every 503 twice: while api fails them all, each request
+    // costs three attempts, and the report's `users -> api` edge says so;
+    // with a breaker, its transitions count in the summary too.
+    let errors = r#"(target: "api", from: "5s", until: "10s", kind: errors((probability: 1.0, status: 503)))"#;
+    let retry = r#"retry: (backoff: fixed(delay: "10ms"), stop: (attempts_max: 3), retry_on: (server_errors: true))"#;
+    let r = run(&scenario(100.0, SIMPLE, "", errors, &format!("({retry})"))).unwrap();
+    let edge = &r.edges["users -> api"];
+    let calls = r.routes["r"].arrivals;
+    assert_eq!(edge.stats.calls, calls);
+    // ~500 requests meet the fault: 2 retries each; the others none.
+    let retried = edge.stats.retries;
+    assert!((800..1200).contains(&retried), "{retried} retries");
+    assert_eq!(edge.stats.attempts, calls + retried);
+    assert_eq!(r.services["api"].arrivals, edge.stats.attempts);
+    assert!(edge.attempts_per_call > 1.4 && edge.attempts_per_call < 1.6, "{}", edge.attempts_per_call);
+
+    let breaker = r#"breaker: (kind: consecutive((failure_threshold: 5, recovery_timeout: "1s")))"#;
+    let r = run(&scenario(100.0, SIMPLE, "", errors, &format!("({retry}, {breaker})"))).unwrap();
+    let edge = &r.edges["users -> api"];
+    assert!(edge.stats.rejected_circuit_open > 0);
+    let opened = edge.transitions.iter().find(|t| t.to == BreakerState::Open).expect("the breaker opened");
+    assert!(opened.at >= SimTime::from_secs(5) && opened.at < SimTime::from_millis(5100), "opened at {}", opened.at);
+    assert_eq!(r.summary.breaker_transitions, edge.transitions.len() as u64);
+    assert_eq!(r.summary.time_to_detect, Some(opened.at - SimTime::from_secs(5)));
 }
 
 #[test]
@@ -602,6 +631,14 @@ fn bad_scenarios_name_the_field_and_the_rule() {
     check_invalid(
         &base(r#""api": (execution: thread_pool(workers: 0), routes: { "r": (steps: []) })"#, ok_client),
         "services.api.execution.thread_pool.workers: must be at least 1",
+    );
+    check_invalid(
+        &base(ok_service, &format!("{ok_client}, {ok_client}")),
+        "clients[0].name: must not be another client's name",
+    );
+    check_invalid(
+        &base(ok_service, r#"(name: "api", target: "api", rate: constant(rps: 1.0), routes: [(route: "r")])"#),
+        "clients[0].name: must not be a service's name",
     );
     check_invalid(
         &base(

@@ -172,19 +172,22 @@ fn check_services(scenario: &Scenario, report: &Report) {
         }
         assert!(service.answered <= service.arrivals, "{name}: more answers than arrivals");
 
-        // Every attempt of an edge into the service arrives, unless a link
-        // loses it or a partition cuts it off; clients' attempts are not in
-        // the report, so only services no client calls.
-        if scenario.clients.iter().any(|c| c.target == *name) {
-            continue;
-        }
-        let attempts: u64 = scenario
+        // Every attempt of an edge into the service, from a service or a
+        // client, arrives, unless a link loses it or a partition cuts it off.
+        let from_services: u64 = scenario
             .services
             .iter()
             .flat_map(|(caller, s)| s.dependencies.iter().map(move |(d, dep)| (caller, d, dep)))
             .filter(|(_, _, dep)| dep.service == *name)
             .map(|(caller, d, _)| report.edges[&format!("{caller} -> {d}")].stats.attempts)
             .sum();
+        let from_clients: u64 = scenario
+            .clients
+            .iter()
+            .filter(|c| c.target == *name)
+            .map(|c| report.edges[&format!("{} -> {name}", c.name)].stats.attempts)
+            .sum();
+        let attempts = from_services + from_clients;
         let lossy = scenario.links.default.loss > 0.0
             || scenario.links.edges.iter().any(|e| e.to == *name && e.link.loss > 0.0)
             || scenario.faults.iter().any(|f| f.target == *name && matches!(f.kind, FaultKind::Partition { .. }));

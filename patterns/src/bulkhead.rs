@@ -241,6 +241,18 @@ pub struct BulkheadStats {
     pub cancelled: u64,
 }
 
+/// Sums counters, for a report over several bulkheads.
+impl std::ops::AddAssign for BulkheadStats {
+    fn add_assign(&mut self, other: Self) {
+        self.entered += other.entered;
+        self.queued += other.queued;
+        self.promoted += other.promoted;
+        self.rejected += other.rejected;
+        self.expired += other.expired;
+        self.cancelled += other.cancelled;
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Waiter {
     id: WaiterId,

@@ -284,6 +284,15 @@ impl FallbackStats {
     }
 }
 
+/// Sums counts, for a report over several fallbacks.
+impl std::ops::AddAssign for FallbackStats {
+    fn add_assign(&mut self, other: Self) {
+        for (mine, theirs) in self.counts.iter_mut().flatten().zip(other.counts.iter().flatten()) {
+            *mine += theirs;
+        }
+    }
+}
+
 /// A value found in the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheHit<'a, V> {

@@ -420,6 +420,23 @@ pub struct PolicyStats {
     pub deadline_exceeded: u64,
 }
 
+/// Sums counters, for an edge that many policies share (a client's members).
+impl std::ops::AddAssign for PolicyStats {
+    fn add_assign(&mut self, other: Self) {
+        self.calls += other.calls;
+        self.attempts += other.attempts;
+        self.retries += other.retries;
+        self.successes += other.successes;
+        self.failures += other.failures;
+        self.fallbacks += other.fallbacks;
+        self.rejected_circuit_open += other.rejected_circuit_open;
+        self.rejected_bulkhead_full += other.rejected_bulkhead_full;
+        self.rejected_rate_limited += other.rejected_rate_limited;
+        self.throttled += other.throttled;
+        self.deadline_exceeded += other.deadline_exceeded;
+    }
+}
+
 /// The composed patterns of one edge, with their state.
 pub struct Policy {
     config: PolicyConfig,

@@ -10,7 +10,7 @@ use stormglass_core::timeline::Buckets;
 use stormglass_patterns::pipeline::Policy;
 
 use super::{
-    Alternate, Client, CompiledCall, CompiledStep, Dependency, EdgeSeries, Link, Member, PolicyRef, Replica, Route,
+    Alternate, Client, CompiledCall, CompiledStep, Dependency, EdgeBook, Link, Member, PolicyRef, Replica, Route,
     RouteSeries, Service, ServiceSeries, World,
 };
 use crate::config::{FaultKind, HandlerStep, Scenario, alternate_of};
@@ -82,9 +82,7 @@ impl World {
                     target: service_index(&dep.service),
                     policy: Policy::new(dep.policy.clone()).expect("validated"),
                     rng: streams.stream(&format!("edge.{name}.{dep_name}.policy")),
-                    series: EdgeSeries::new(buckets),
-                    transitions: Vec::new(),
-                    transitions_dropped: 0,
+                    edge: EdgeBook::new(buckets),
                     alternate: alternate_of(dep).map(|other| {
                         let other_routes = &scenario.services[&config.dependencies[other].service].routes;
                         Alternate {
@@ -176,6 +174,7 @@ impl World {
                     routes_rng: streams.stream(&format!("client.{name}.routes")),
                     think_rng: streams.stream(&format!("client.{name}.think")),
                     route_series,
+                    edge: EdgeBook::new(buckets),
                 }
             })
             .collect();

@@ -12,7 +12,7 @@ use stormglass_patterns::{AttemptOutcome, Rejection};
 
 use super::servers::choose_replica;
 use super::{
-    Answer, Client, Dependency, Event, Key, OutboundCall, Owner, PolicyRef, RequestState, ServerRequest, Service,
+    Answer, Client, EdgeBook, Event, Key, OutboundCall, Owner, PolicyRef, RequestState, ServerRequest, Service,
     TRANSITIONS_MAX, World, key,
 };
 use crate::report::Cause;
@@ -348,19 +348,20 @@ fn drive_policy<T>(
         PolicyRef::Client { client, member } => {
             let c = &mut clients[client as usize];
             let policy = &mut c.members[member as usize].policy;
-            let throttled_before = policy.stats().throttled;
+            let before = policy.stats();
             let result = f(policy, &mut c.member_rngs[member as usize]);
-            let throttled = policy.stats().throttled - throttled_before;
+            let throttled = policy.stats().throttled - before.throttled;
             if let (true, Owner::Client { route, .. }) = (throttled > 0, owner) {
                 c.route_series[route as usize].throttled.add(now, throttled);
             }
+            c.edge.book(now, member as usize, policy, before);
             result
         }
         PolicyRef::Edge { service, dependency } => {
             let d = &mut services[service as usize].dependencies[dependency as usize];
             let before = d.policy.stats();
             let result = f(&mut d.policy, &mut d.rng);
-            d.book(now, before);
+            d.edge.book(now, 0, &mut d.policy, before);
             result
         }
     }
@@ -375,9 +376,10 @@ fn breaker_level(state: BreakerState) -> u64 {
     }
 }
 
-impl Dependency {
-    fn book(&mut self, now: SimTime, before: PolicyStats) {
-        let after = self.policy.stats();
+impl EdgeBook {
+    /// Books what a step of `member`'s policy changed since `before`.
+    fn book(&mut self, now: SimTime, member: usize, policy: &mut Policy, before: PolicyStats) {
+        let after = policy.stats();
         let series = &mut self.series;
         // A step changes one or two counters: skip the others (adding zero
         // would still cost a bucket index, a division, each).
@@ -395,8 +397,13 @@ impl Dependency {
         book(&mut series.rejected_circuit_open, after.rejected_circuit_open, before.rejected_circuit_open);
         book(&mut series.rejected_bulkhead_full, after.rejected_bulkhead_full, before.rejected_bulkhead_full);
         book(&mut series.throttled, after.throttled, before.throttled);
-        while let Some(transition) = self.policy.pop_transition() {
-            series.breaker_state.set(now.max(transition.at), breaker_level(transition.to));
+        while let Some(transition) = policy.pop_transition() {
+            if self.breaker_levels.len() <= member {
+                self.breaker_levels.resize(member + 1, 0);
+            }
+            self.breaker_levels[member] = breaker_level(transition.to);
+            let worst = self.breaker_levels.iter().copied().max().unwrap_or(0);
+            series.breaker_state.set(now.max(transition.at), worst);
             if self.transitions.len() < TRANSITIONS_MAX {
                 self.transitions.push(transition);
             } else {

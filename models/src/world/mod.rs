@@ -184,9 +184,7 @@ pub(crate) struct Dependency {
     target: u32,
     pub(crate) policy: Policy,
     rng: SimRng,
-    pub(crate) series: EdgeSeries,
-    pub(crate) transitions: Vec<Transition>,
-    pub(crate) transitions_dropped: u64,
+    pub(crate) edge: EdgeBook,
     /// Where an `alternate` fallback sends the call instead.
     alternate: Option<Alternate>,
 }
@@ -254,6 +252,18 @@ pub(crate) struct ServiceSeries {
     pub(crate) latency_total: stormglass_core::metrics::Histogram,
 }
 
+/// What an edge's report is made of besides its policies' counters: the
+/// timeline and the breaker transitions. A dependency edge has one policy;
+/// a client's edge (`client -> target`) has one per member, booked together.
+pub(crate) struct EdgeBook {
+    pub(crate) series: EdgeSeries,
+    pub(crate) transitions: Vec<Transition>,
+    pub(crate) transitions_dropped: u64,
+    /// Each policy's breaker level (see `breaker_level`), by member: the
+    /// edge's `breaker_state` gauge is the worst of them.
+    breaker_levels: Vec<u64>,
+}
+
 pub(crate) struct EdgeSeries {
     pub(crate) calls: CountSeries,
     pub(crate) attempts: CountSeries,
@@ -301,6 +311,8 @@ pub(crate) struct Client {
     routes_rng: SimRng,
     think_rng: SimRng,
     pub(crate) route_series: Vec<RouteSeries>,
+    /// The edge to `target`, over every member's policy.
+    pub(crate) edge: EdgeBook,
 }
 
 struct Link {
@@ -379,6 +391,13 @@ pub(crate) struct World {
     queueing_policies: Vec<PolicyRef>,
     /// Calls waiting in a bulkhead's queue, by policy and waiter.
     queued_calls: BTreeMap<(PolicyRef, u64), Key>,
+}
+
+impl Client {
+    /// Every member's policy, in member order.
+    pub(crate) fn policies(&self) -> impl Iterator<Item = &Policy> {
+        self.members.iter().map(|m| &m.policy)
+    }
 }
 
 /// The keys of requests that ask for an item of their own have this bit set,

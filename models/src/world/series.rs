@@ -2,7 +2,7 @@
 
 use stormglass_core::timeline::{Buckets, CountSeries, GaugeSeries, LatencySeries};
 
-use super::{EdgeSeries, RouteSeries, ServiceSeries};
+use super::{EdgeBook, EdgeSeries, RouteSeries, ServiceSeries};
 use crate::report::Cause;
 
 impl ServiceSeries {
@@ -21,8 +21,19 @@ impl ServiceSeries {
     }
 }
 
-impl EdgeSeries {
+impl EdgeBook {
     pub(super) fn new(buckets: Buckets) -> Self {
+        EdgeBook {
+            series: EdgeSeries::new(buckets),
+            transitions: Vec::new(),
+            transitions_dropped: 0,
+            breaker_levels: Vec::new(),
+        }
+    }
+}
+
+impl EdgeSeries {
+    fn new(buckets: Buckets) -> Self {
         EdgeSeries {
             calls: CountSeries::new(buckets),
             attempts: CountSeries::new(buckets),
