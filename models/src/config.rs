@@ -313,10 +313,14 @@ pub struct ClientConfig {
     #[serde(default)]
     pub rate: Option<RateProfile>,
     /// Closed loop: users that wait for an answer, think, and send again.
+    /// Each user is a member of its own, with its own policy state.
     #[serde(default)]
     pub closed_loop: Option<ClosedLoop>,
     /// Members of the population, each with its own policy state (per-client
-    /// retry budgets); open-loop arrivals pick a member at random.
+    /// retry budgets, breakers, limiters). Open-loop arrivals pick a member
+    /// at random. A closed loop has one member per user, and user `u` always
+    /// sends through member `u`: there `population` must be left at its
+    /// default (1) or equal `closed_loop.users`, any other value is refused.
     #[serde(default = "one")]
     pub population: u32,
     /// Routes of the target, by weight.
@@ -738,6 +742,16 @@ impl ClientConfig {
             closed.think_time.validate().map_err(|e| e.within("closed_loop.think_time"))?;
         }
         ensure((1..=POPULATION_MAX).contains(&self.population), "population", "must be between 1 and 1000000")?;
+        if let Some(closed) = &self.closed_loop {
+            ensure(
+                self.population == 1 || self.population == closed.users,
+                "population",
+                &format!(
+                    "must be 1 or closed_loop.users ({}): a closed loop gives each user a member of its own",
+                    closed.users
+                ),
+            )?;
+        }
         ensure(!self.routes.is_empty(), "routes", "must name at least one route")?;
         count_at_most(self.routes.len(), "routes")?;
         for (index, weighted) in self.routes.iter().enumerate() {

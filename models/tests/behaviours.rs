@@ -328,6 +328,47 @@ fn closed_loop_users_wait_then_think() {
     assert!((190..=210).contains(&arrivals), "{arrivals}");
 }
 
+/// A closed loop of `users` against a route that always answers 503, each
+/// request retried once if the client's budget allows.
+fn budgeted_users(users: u32, population: &str) -> Scenario {
+    let text = format!(
+        r#"(
+        name: "budgets", duration: "10s", drain: "5s",
+        links: (default: (latency: Constant(value: "0s"))),
+        services: {{ "api": (execution: thread_pool(workers: 100),
+            routes: {{ "r": (steps: [compute(Constant(value: "10ms"))], errors: (probability: 1.0, status: 503)) }}) }},
+        clients: [(name: "users", target: "api", closed_loop: (users: {users}, think_time: Constant(value: "90ms")),
+            {population} routes: [(route: "r")],
+            policy: (retry: (backoff: fixed(delay: "1ms"), stop: (attempts_max: 2)),
+                     budget: token_bucket((max_tokens: 4, token_ratio: 0.001))))],
+    )"#
+    );
+    Scenario::from_ron(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+#[test]
+fn closed_loop_users_each_have_their_own_retry_budget() {
+    // A bucket of 4 tokens allows a retry while it holds more than 2: the
+    // first request's two failed attempts leave 2, and from then on the
+    // user's retries are throttled. Ten users: ten retries, one each.
+    for population in ["", "population: 10,"] {
+        let r = run(&budgeted_users(10, population)).unwrap();
+        let retries = r.services["api"].arrivals - r.routes["r"].arrivals;
+        assert_eq!(retries, 10, "{population:?}");
+        // Every user sent about 100 requests (a 100 ms cycle over 10 s).
+        let arrivals = r.routes["r"].arrivals;
+        assert!((990..=1010).contains(&arrivals), "{arrivals}");
+    }
+    // Users are their members: with one user there is one retry.
+    let alone = run(&budgeted_users(1, "")).unwrap();
+    assert_eq!(alone.services["api"].arrivals - alone.routes["r"].arrivals, 1);
+    let err = budgeted_users(10, "population: 3,").validate().unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "clients[0].population: must be 1 or closed_loop.users (10): a closed loop gives each user a member of its own"
+    );
+}
+
 #[test]
 fn lifo_serves_the_newest_first_under_overload() {
     let make = |discipline: &str| {
