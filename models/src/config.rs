@@ -297,7 +297,8 @@ pub struct DependencyConfig {
 pub struct ErrorRate {
     /// Probability per request, in `[0, 1]`.
     pub probability: f64,
-    /// Status answered (e.g. 503).
+    /// Status answered (e.g. 503), between 400 and 599: an answer below
+    /// 400 counts as a success, so it would not be an error.
     pub status: u16,
 }
 
@@ -714,7 +715,12 @@ pub(crate) fn alternate_of(dependency: &DependencyConfig) -> Option<&str> {
 impl ErrorRate {
     fn validate(&self) -> Result<(), ConfigError> {
         probability(self.probability, "probability")?;
-        ensure((100..=599).contains(&self.status), "status", "must be between 100 and 599")
+        // Callers count any status below 400 as a success.
+        ensure(
+            (400..=599).contains(&self.status),
+            "status",
+            "must be between 400 and 599: a status below 400 is a success, not an error",
+        )
     }
 }
 

@@ -450,6 +450,29 @@ fn bad_scenarios_name_the_field_and_the_rule() {
         "clients[0].policy.fallback.kind: alternate is for a service's dependencies: a client calls its one target",
     );
     check_invalid(
+        &base(
+            r#""api": (execution: thread_pool(workers: 1),
+                routes: { "r": (steps: [], errors: (probability: 0.5, status: 200)) })"#,
+            ok_client,
+        ),
+        "services.api.routes.r.errors.status: must be between 400 and 599: a status below 400 is a success, not an error",
+    );
+    let error_fault = |status: u16| {
+        format!(
+            r#"(name: "bad", duration: "1s", services: {{ {ok_service} }}, clients: [{ok_client}],
+                faults: [(target: "api", from: "0s", until: "1s", kind: errors((probability: 1.0, status: {status})))])"#
+        )
+    };
+    for status in [302, 399, 600] {
+        check_invalid(
+            &error_fault(status),
+            "faults[0].kind.errors.status: must be between 400 and 599: a status below 400 is a success, not an error",
+        );
+    }
+    for status in [400, 599] {
+        Scenario::from_ron(&error_fault(status)).unwrap().validate().unwrap();
+    }
+    check_invalid(
         &base(ok_service, r#"(name: "u", target: "api", rate: constant(rps: 1.0), routes: [(route: "nope")])"#),
         "clients[0].routes[0].route: service \"api\" has no route \"nope\"",
     );
