@@ -497,6 +497,64 @@ fn bad_scenarios_name_the_field_and_the_rule() {
 }
 
 #[test]
+fn limits_that_hold_alone_must_hold_together() {
+    // 20 services at 950000 buckets each: every count within its own limit,
+    // 2.6 GB of timelines in all.
+    let services: Vec<String> = (0..20)
+        .map(|i| format!(r#""s{i}": (execution: thread_pool(workers: 1), routes: {{ "r": (steps: []) }})"#))
+        .collect();
+    let wide = |duration: &str| {
+        format!(
+            r#"(name: "wide", duration: "{duration}", drain: "0s", services: {{ {} }},
+                clients: [(name: "u", target: "s0", rate: constant(rps: 1.0), routes: [(route: "r")])])"#,
+            services.join(", ")
+        )
+    };
+    check_invalid(
+        &wide("950000s"),
+        "bucket_width: timelines of 950000 buckets x 380 values (20 services x 18, 0 dependencies x 12, \
+         1 client routes x 20) = 361000000 cells, more than the 50000000 allowed; widen bucket_width or shorten the run",
+    );
+    // 50000000 / 380 = 131578 buckets fit, one more does not.
+    Scenario::from_ron(&wide("131578s")).unwrap().validate().unwrap();
+    let over = Scenario::from_ron(&wide("131579s")).unwrap().validate().unwrap_err().to_string();
+    assert!(over.contains("= 50000020 cells, more than the 50000000 allowed"), "{over}");
+    // Dependencies and client routes count too.
+    let edges = r#"(name: "edges", duration: "600000s", drain: "0s",
+        services: { "api": (execution: thread_pool(workers: 1), routes: { "r": (steps: []) },
+                             dependencies: { "a": (service: "db"), "b": (service: "db") }),
+                    "db": (execution: thread_pool(workers: 1), routes: { "q": (steps: []) }) },
+        clients: [(name: "u", target: "api", rate: constant(rps: 1.0), routes: [(route: "r"), (route: "r")])])"#;
+    check_invalid(
+        edges,
+        "bucket_width: timelines of 600000 buckets x 100 values (2 services x 18, 2 dependencies x 12, \
+         2 client routes x 20) = 60000000 cells, more than the 50000000 allowed; widen bucket_width or shorten the run",
+    );
+}
+
+#[test]
+fn members_are_bounded_over_all_clients() {
+    let clients = |population: u32, users: u32| {
+        format!(
+            r#"(name: "crowd", duration: "1s",
+                services: {{ "api": (execution: thread_pool(workers: 1), routes: {{ "r": (steps: []) }}) }},
+                clients: [
+                    (name: "open", target: "api", rate: constant(rps: 1.0), population: {population}, routes: [(route: "r")]),
+                    (name: "closed", target: "api", closed_loop: (users: {users}, think_time: Constant(value: "1s")),
+                     routes: [(route: "r")]),
+                ])"#
+        )
+    };
+    check_invalid(
+        &clients(60_000, 50_000),
+        "clients: 110000 members in all (population, or closed_loop.users, summed over 2 clients), \
+         more than the 100000 allowed",
+    );
+    Scenario::from_ron(&clients(50_000, 50_000)).unwrap().validate().unwrap();
+    check_invalid(&clients(100_001, 1), "clients[0].population: must be between 1 and 100000");
+}
+
+#[test]
 fn the_in_flight_limit_ends_a_runaway_with_an_error_naming_it() {
     let mut s = scenario(1000.0, SIMPLE, "", r#"(target: "api", from: "1s", until: "20s", kind: hang)"#, "()");
     s.limits.in_flight_max = 500;
