@@ -44,8 +44,19 @@ use stormglass_patterns::pipeline::PolicyConfig;
 /// Most services, routes per service, steps per route, clients, faults: far
 /// above any scenario a person writes, low enough to bound memory.
 pub const ITEMS_MAX: usize = 1024;
-/// Most members in one client population.
-pub const POPULATION_MAX: u32 = 1_000_000;
+/// Most members in one client population, and most users in one closed
+/// loop.
+pub const POPULATION_MAX: u32 = 100_000;
+/// Most members over all clients: populations and closed-loop users
+/// together. Each member holds a policy of its own (about 2.4 KB with
+/// small windows), so this keeps them under about 250 MB.
+pub const MEMBERS_MAX: u64 = 100_000;
+/// Most timeline cells (8-byte values, one per series per bucket) the
+/// services, dependencies and client routes keep over the run: 400 MB at
+/// most (20 services at this limit peak at 390 MB, report included). Each
+/// count is checked alone too, but 20 services at 950000 buckets each
+/// would otherwise take 2.6 GB before the first event.
+pub const TIMELINE_CELLS_MAX: u64 = 50_000_000;
 /// Most replicas of one service.
 pub const REPLICAS_MAX: u32 = 1024;
 /// Most workers or queue slots of one service.
@@ -297,7 +308,8 @@ pub struct DependencyConfig {
 pub struct ErrorRate {
     /// Probability per request, in `[0, 1]`.
     pub probability: f64,
-    /// Status answered (e.g. 503).
+    /// Status answered (e.g. 503), between 400 and 599: an answer below
+    /// 400 counts as a success, so it would not be an error.
     pub status: u16,
 }
 
@@ -313,10 +325,14 @@ pub struct ClientConfig {
     #[serde(default)]
     pub rate: Option<RateProfile>,
     /// Closed loop: users that wait for an answer, think, and send again.
+    /// Each user is a member of its own, with its own policy state.
     #[serde(default)]
     pub closed_loop: Option<ClosedLoop>,
     /// Members of the population, each with its own policy state (per-client
-    /// retry budgets); open-loop arrivals pick a member at random.
+    /// retry budgets, breakers, limiters). Open-loop arrivals pick a member
+    /// at random. A closed loop has one member per user, and user `u` always
+    /// sends through member `u`: there `population` must be left at its
+    /// default (1) or equal `closed_loop.users`, any other value is refused.
     #[serde(default = "one")]
     pub population: u32,
     /// Routes of the target, by weight.
@@ -544,7 +560,46 @@ impl Scenario {
         for (index, fault) in self.faults.iter().enumerate() {
             fault.validate(self).map_err(|e| e.within(&format!("faults[{index}]")))?;
         }
-        self.check_acyclic()
+        self.check_acyclic()?;
+        self.check_memory()
+    }
+
+    /// Each limit above holds alone; their products must too, or a valid
+    /// scenario could allocate gigabytes before its first event.
+    fn check_memory(&self) -> Result<(), ConfigError> {
+        use crate::world::{EDGE_CELLS, ROUTE_CELLS, SERVICE_CELLS};
+        let buckets = stormglass_core::timeline::Buckets::new(self.bucket_width, self.duration + self.drain)?.count;
+        let services = self.services.len() as u64;
+        // A dependency is an edge, and so is each client's own policy.
+        let dependencies: u64 = self.services.values().map(|s| s.dependencies.len() as u64).sum();
+        let edges = dependencies + self.clients.len() as u64;
+        let routes: u64 = self.clients.iter().map(|c| c.routes.len() as u64).sum();
+        let per_bucket = services * SERVICE_CELLS + edges * EDGE_CELLS + routes * ROUTE_CELLS;
+        let cells = buckets as u64 * per_bucket;
+        ensure(
+            cells <= TIMELINE_CELLS_MAX,
+            "bucket_width",
+            &format!(
+                "timelines of {buckets} buckets x {per_bucket} values ({services} services x {SERVICE_CELLS}, \
+                 {edges} edges x {EDGE_CELLS}, {routes} client routes x {ROUTE_CELLS}) = {cells} cells, \
+                 more than the {TIMELINE_CELLS_MAX} allowed; widen bucket_width or shorten the run"
+            ),
+        )?;
+        // A closed loop has a member per user, an open loop `population`.
+        let members: u64 = self
+            .clients
+            .iter()
+            .map(|c| u64::from(c.closed_loop.as_ref().map_or(c.population, |closed| closed.users)))
+            .sum();
+        ensure(
+            members <= MEMBERS_MAX,
+            "clients",
+            &format!(
+                "{members} members in all (population, or closed_loop.users, summed over {} clients), \
+                 more than the {MEMBERS_MAX} allowed",
+                self.clients.len()
+            ),
+        )
     }
 
     fn service_ref(&self, name: &str, field: &str) -> Result<&ServiceConfig, ConfigError> {
@@ -710,7 +765,12 @@ pub(crate) fn alternate_of(dependency: &DependencyConfig) -> Option<&str> {
 impl ErrorRate {
     fn validate(&self) -> Result<(), ConfigError> {
         probability(self.probability, "probability")?;
-        ensure((100..=599).contains(&self.status), "status", "must be between 100 and 599")
+        // Callers count any status below 400 as a success.
+        ensure(
+            (400..=599).contains(&self.status),
+            "status",
+            "must be between 400 and 599: a status below 400 is a success, not an error",
+        )
     }
 }
 
@@ -742,10 +802,20 @@ impl ClientConfig {
             profile.validate().map_err(|e| e.within("rate"))?;
         }
         if let Some(closed) = &self.closed_loop {
-            ensure((1..=POPULATION_MAX).contains(&closed.users), "closed_loop.users", "must be between 1 and 1000000")?;
+            ensure((1..=POPULATION_MAX).contains(&closed.users), "closed_loop.users", "must be between 1 and 100000")?;
             closed.think_time.validate().map_err(|e| e.within("closed_loop.think_time"))?;
         }
-        ensure((1..=POPULATION_MAX).contains(&self.population), "population", "must be between 1 and 1000000")?;
+        ensure((1..=POPULATION_MAX).contains(&self.population), "population", "must be between 1 and 100000")?;
+        if let Some(closed) = &self.closed_loop {
+            ensure(
+                self.population == 1 || self.population == closed.users,
+                "population",
+                &format!(
+                    "must be 1 or closed_loop.users ({}): a closed loop gives each user a member of its own",
+                    closed.users
+                ),
+            )?;
+        }
         ensure(!self.routes.is_empty(), "routes", "must name at least one route")?;
         count_at_most(self.routes.len(), "routes")?;
         for (index, weighted) in self.routes.iter().enumerate() {

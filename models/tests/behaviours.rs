@@ -600,6 +600,47 @@ fn time_varying_rates_reach_their_late_and_narrow_peaks() {
     assert!(within(others, 198.0), "{others}");
 }
 
+/// A closed loop of `users` against a route that always answers 503, each
+/// request retried once if the client's budget allows.
+fn budgeted_users(users: u32, population: &str) -> Scenario {
+    let text = format!(
+        r#"(
+        name: "budgets", duration: "10s", drain: "5s",
+        links: (default: (latency: Constant(value: "0s"))),
+        services: {{ "api": (execution: thread_pool(workers: 100),
+            routes: {{ "r": (steps: [compute(Constant(value: "10ms"))], errors: (probability: 1.0, status: 503)) }}) }},
+        clients: [(name: "users", target: "api", closed_loop: (users: {users}, think_time: Constant(value: "90ms")),
+            {population} routes: [(route: "r")],
+            policy: (retry: (backoff: fixed(delay: "1ms"), stop: (attempts_max: 2)),
+                     budget: token_bucket((max_tokens: 4, token_ratio: 0.001))))],
+    )"#
+    );
+    Scenario::from_ron(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+#[test]
+fn closed_loop_users_each_have_their_own_retry_budget() {
+    // A bucket of 4 tokens allows a retry while it holds more than 2: the
+    // first request's two failed attempts leave 2, and from then on the
+    // user's retries are throttled. Ten users: ten retries, one each.
+    for population in ["", "population: 10,"] {
+        let r = run(&budgeted_users(10, population)).unwrap();
+        let retries = r.services["api"].arrivals - r.routes["r"].arrivals;
+        assert_eq!(retries, 10, "{population:?}");
+        // Every user sent about 100 requests (a 100 ms cycle over 10 s).
+        let arrivals = r.routes["r"].arrivals;
+        assert!((990..=1010).contains(&arrivals), "{arrivals}");
+    }
+    // Users are their members: with one user there is one retry.
+    let alone = run(&budgeted_users(1, "")).unwrap();
+    assert_eq!(alone.services["api"].arrivals - alone.routes["r"].arrivals, 1);
+    let err = budgeted_users(10, "population: 3,").validate().unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "clients[0].population: must be 1 or closed_loop.users (10): a closed loop gives each user a member of its own"
+    );
+}
+
 #[test]
 fn lifo_serves_the_newest_first_under_overload() {
     let make = |discipline: &str| {
@@ -689,6 +730,29 @@ fn bad_scenarios_name_the_field_and_the_rule() {
         "clients[0].policy.fallback.kind: alternate is for a service's dependencies: a client calls its one target",
     );
     check_invalid(
+        &base(
+            r#""api": (execution: thread_pool(workers: 1),
+                routes: { "r": (steps: [], errors: (probability: 0.5, status: 200)) })"#,
+            ok_client,
+        ),
+        "services.api.routes.r.errors.status: must be between 400 and 599: a status below 400 is a success, not an error",
+    );
+    let error_fault = |status: u16| {
+        format!(
+            r#"(name: "bad", duration: "1s", services: {{ {ok_service} }}, clients: [{ok_client}],
+                faults: [(target: "api", from: "0s", until: "1s", kind: errors((probability: 1.0, status: {status})))])"#
+        )
+    };
+    for status in [302, 399, 600] {
+        check_invalid(
+            &error_fault(status),
+            "faults[0].kind.errors.status: must be between 400 and 599: a status below 400 is a success, not an error",
+        );
+    }
+    for status in [400, 599] {
+        Scenario::from_ron(&error_fault(status)).unwrap().validate().unwrap();
+    }
+    check_invalid(
         &base(ok_service, r#"(name: "u", target: "api", rate: constant(rps: 1.0), routes: [(route: "nope")])"#),
         "clients[0].routes[0].route: service \"api\" has no route \"nope\"",
     );
@@ -710,6 +774,64 @@ fn bad_scenarios_name_the_field_and_the_rule() {
     assert!(unknown.unwrap_err().to_string().contains("colour"));
     let bad_duration = Scenario::from_ron(r#"(name: "x", duration: "1 fortnight", services: {}, clients: [])"#);
     assert!(bad_duration.unwrap_err().to_string().contains("\"1 fortnight\""));
+}
+
+#[test]
+fn limits_that_hold_alone_must_hold_together() {
+    // 20 services at 950000 buckets each: every count within its own limit,
+    // 2.6 GB of timelines in all.
+    let services: Vec<String> = (0..20)
+        .map(|i| format!(r#""s{i}": (execution: thread_pool(workers: 1), routes: {{ "r": (steps: []) }})"#))
+        .collect();
+    let wide = |duration: &str| {
+        format!(
+            r#"(name: "wide", duration: "{duration}", drain: "0s", services: {{ {} }},
+                clients: [(name: "u", target: "s0", rate: constant(rps: 1.0), routes: [(route: "r")])])"#,
+            services.join(", ")
+        )
+    };
+    check_invalid(
+        &wide("950000s"),
+        "bucket_width: timelines of 950000 buckets x 392 values (20 services x 18, 1 edges x 12, \
+         1 client routes x 20) = 372400000 cells, more than the 50000000 allowed; widen bucket_width or shorten the run",
+    );
+    // 50000000 / 392 = 127551 buckets fit, one more does not.
+    Scenario::from_ron(&wide("127551s")).unwrap().validate().unwrap();
+    let over = Scenario::from_ron(&wide("127552s")).unwrap().validate().unwrap_err().to_string();
+    assert!(over.contains("= 50000384 cells, more than the 50000000 allowed"), "{over}");
+    // Dependencies (edges, as the client is) and client routes count too.
+    let edges = r#"(name: "edges", duration: "600000s", drain: "0s",
+        services: { "api": (execution: thread_pool(workers: 1), routes: { "r": (steps: []) },
+                             dependencies: { "a": (service: "db"), "b": (service: "db") }),
+                    "db": (execution: thread_pool(workers: 1), routes: { "q": (steps: []) }) },
+        clients: [(name: "u", target: "api", rate: constant(rps: 1.0), routes: [(route: "r"), (route: "r")])])"#;
+    check_invalid(
+        edges,
+        "bucket_width: timelines of 600000 buckets x 112 values (2 services x 18, 3 edges x 12, \
+         2 client routes x 20) = 67200000 cells, more than the 50000000 allowed; widen bucket_width or shorten the run",
+    );
+}
+
+#[test]
+fn members_are_bounded_over_all_clients() {
+    let clients = |population: u32, users: u32| {
+        format!(
+            r#"(name: "crowd", duration: "1s",
+                services: {{ "api": (execution: thread_pool(workers: 1), routes: {{ "r": (steps: []) }}) }},
+                clients: [
+                    (name: "open", target: "api", rate: constant(rps: 1.0), population: {population}, routes: [(route: "r")]),
+                    (name: "closed", target: "api", closed_loop: (users: {users}, think_time: Constant(value: "1s")),
+                     routes: [(route: "r")]),
+                ])"#
+        )
+    };
+    check_invalid(
+        &clients(60_000, 50_000),
+        "clients: 110000 members in all (population, or closed_loop.users, summed over 2 clients), \
+         more than the 100000 allowed",
+    );
+    Scenario::from_ron(&clients(50_000, 50_000)).unwrap().validate().unwrap();
+    check_invalid(&clients(100_001, 1), "clients[0].population: must be between 1 and 100000");
 }
 
 #[test]

@@ -156,15 +156,18 @@ impl World {
                     })
                     .collect();
                 let name = &config.name;
+                // A closed loop has a member per user (user u sends through
+                // member u); an open loop has `population` members.
+                let members = config.closed_loop.as_ref().map_or(config.population, |c| c.users);
                 Client {
                     node: (service_names.len() + index) as u32,
                     target,
                     arrivals: config.rate.as_ref().map(Arrivals::new),
                     think: config.closed_loop.as_ref().map(|c| sampler(&c.think_time)),
-                    members: (0..config.population)
+                    members: (0..members)
                         .map(|_| Member { policy: Policy::new(config.policy.clone()).expect("validated") })
                         .collect(),
-                    member_rngs: (0..config.population)
+                    member_rngs: (0..members)
                         .map(|m| streams.stream_indexed(&format!("client.{name}.policy"), u64::from(m)))
                         .collect(),
                     routes,

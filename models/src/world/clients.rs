@@ -21,7 +21,13 @@ impl World {
         let u = c.routes_rng.uniform01();
         let slot = c.routes.iter().position(|(cumulative, _)| u < *cumulative).unwrap_or(c.routes.len() - 1);
         let route = c.routes[slot].1;
-        let member = c.routes_rng.below(c.members.len() as u64) as u32;
+        // A user keeps its own member (its own budget, breaker, limiter);
+        // an open-loop arrival is any member of the population.
+        let member = match user {
+            Some(user) => user,
+            None => c.routes_rng.below(c.members.len() as u64) as u32,
+        };
+        debug_assert!((member as usize) < c.members.len(), "a user without a member");
         let key = match c.route_keys[slot] {
             Some(items) => c.keys_rng.below(items),
             None => {

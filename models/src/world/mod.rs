@@ -238,6 +238,22 @@ pub(crate) struct Service {
     pub(crate) series: ServiceSeries,
 }
 
+/// Timeline cells (8-byte values per bucket) a service's series keep: five
+/// counts, two gauges at three each (a `u128` area and a `u64` max), and a
+/// latency summary of seven. Validation multiplies these by the bucket
+/// count to bound timeline memory before a world is built
+/// ([`crate::config::TIMELINE_CELLS_MAX`]): a series added here is counted
+/// there too.
+pub(crate) const SERVICE_CELLS: u64 = 5 + 2 * 3 + LATENCY_CELLS;
+/// Timeline cells an edge's series keep: nine counts and one gauge.
+pub(crate) const EDGE_CELLS: u64 = 9 + 3;
+/// Timeline cells a client route's series keep: arrivals, ok, degraded, a
+/// failure count per cause, throttled, and a latency summary.
+pub(crate) const ROUTE_CELLS: u64 = 4 + Cause::ALL.len() as u64 + LATENCY_CELLS;
+/// Cells of one bucket's latency summary (a count and six durations).
+const LATENCY_CELLS: u64 = 7;
+const _: () = assert!(size_of::<stormglass_core::metrics::LatencySummary>() as u64 == LATENCY_CELLS * 8);
+
 pub(crate) struct ServiceSeries {
     pub(crate) arrivals: CountSeries,
     pub(crate) answered: CountSeries,
