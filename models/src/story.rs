@@ -169,6 +169,20 @@ fn tell(out: &mut String, label: &str, report: &Report, fault_from: Option<SimTi
                 edge_report.fallbacks_by_served.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
             let _ = writeln!(out, "  fallbacks on {edge}: {}; served {}", reasons.join(", "), served.join(", "));
         }
+        // Retries multiply the load the edge's target sees.
+        let stats = &edge_report.stats;
+        if stats.retries > 0 {
+            let throttled = if stats.throttled > 0 {
+                format!(", {} refused by the budget", stats.throttled)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "  load on {edge}: {:.2} attempts per call ({} retries{throttled})",
+                edge_report.attempts_per_call, stats.retries
+            );
+        }
         // Only a bulkhead with a wait queue has waits to tell of.
         if let Some(b) = edge_report.bulkhead.filter(|b| b.queued > 0) {
             let _ = writeln!(

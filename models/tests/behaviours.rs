@@ -283,6 +283,9 @@ fn a_client_s_own_policy_shows_as_its_edge() {
     assert_eq!(edge.stats.attempts, calls + retried);
     assert_eq!(r.services["api"].arrivals, edge.stats.attempts);
     assert!(edge.attempts_per_call > 1.4 && edge.attempts_per_call < 1.6, "{}", edge.attempts_per_call);
+    let told = stormglass_models::story::single("retrying", &r);
+    let line = format!("load on users -> api: {:.2} attempts per call ({retried} retries)", edge.attempts_per_call);
+    assert!(told.contains(&line), "{told}");
 
     let breaker = r#"breaker: (kind: consecutive((failure_threshold: 5, recovery_timeout: "1s")))"#;
     let r = run(&scenario(100.0, SIMPLE, "", errors, &format!("({retry}, {breaker})"))).unwrap();
