@@ -3,7 +3,8 @@
 //! A time-varying Poisson process is drawn by thinning (Lewis and Shedler)
 //! against a piecewise majorant: the profile is cut into segments (between
 //! steps, around a spike, before, during and after a ramp, between table
-//! points), candidates come at the highest rate of the current segment, and
+//! points), candidates come at the highest rate of what is left of the
+//! current segment (recomputed at each candidate), and
 //! each is kept with probability `rate(t) / majorant`. A candidate past the
 //! segment's end is discarded and the draw restarts at the boundary with the
 //! next segment's majorant: the exponential gap is memoryless, so this is
@@ -74,6 +75,15 @@ impl Arrivals {
         // (always after `t`) or by a gap of at least 1 ns. So the loop ends
         // within the span to `end` without a cap on candidates, and `None`
         // means no arrival before `end`, never "gave up".
+        if let RateProfile::Constant { rps } = self.profile {
+            // The common case, one draw per arrival: what the loop below
+            // does for a constant rate, without its segment lookups.
+            if rps <= 0.0 || now >= end {
+                return None;
+            }
+            let arrival = now + exponential_gap(rng, rps);
+            return (arrival < end).then_some(arrival);
+        }
         let mut t = now;
         while t < end {
             let (majorant, segment_end) = self.segment(t);
@@ -84,9 +94,7 @@ impl Arrivals {
                 t = stop;
                 continue;
             }
-            // libm, not f64::ln: the same bytes on every platform (DESIGN.md rule 5).
-            let gap = -libm::log(1.0 - uniform01(rng)) / majorant;
-            let candidate = t + SimDuration::from_secs_f64(gap).max(SimDuration::from_nanos(1));
+            let candidate = t + exponential_gap(rng, majorant);
             if candidate >= stop {
                 // Past this segment: restart at its end with the next
                 // majorant (exact, the gap is memoryless), or stop at `end`.
@@ -106,10 +114,14 @@ impl Arrivals {
         None
     }
 
-    /// The segment of the profile that holds `t`: the highest rate over it
-    /// and its end ([`SimTime::MAX`] for the last). The rate is exact for
-    /// constant, steps and spike; for ramp and table, linear on the
-    /// segment, the higher of the two endpoint rates bounds it.
+    /// The segment of the profile that holds `t`: the highest rate over the
+    /// rest of it, from `t`, and its end ([`SimTime::MAX`] for the last).
+    /// The rate is exact for constant, steps and spike; for ramp and table,
+    /// linear on the segment, the higher of the rate at `t` and at the end
+    /// bounds it. Taking it from `t` rather than from the segment's start
+    /// keeps a falling slope from rejecting ever more candidates; a bound
+    /// recomputed at each candidate from the past alone is still a valid
+    /// majorant for thinning (Ogata's modified thinning).
     fn segment(&self, t: SimTime) -> (f64, SimTime) {
         match &self.profile {
             RateProfile::Constant { rps } => (*rps, SimTime::MAX),
@@ -126,7 +138,7 @@ impl Arrivals {
                 if t < *start {
                     (*from_rps, *start)
                 } else if t < *end {
-                    (from_rps.max(*to_rps), *end)
+                    (self.rate_at(t).max(*to_rps), *end)
                 } else {
                     (*to_rps, SimTime::MAX)
                 }
@@ -140,10 +152,18 @@ impl Arrivals {
                 // Flat at the first point's rate before it, at the last's after it.
                 0 => (points[0].rps, points[0].at),
                 i if i == points.len() => (points[i - 1].rps, SimTime::MAX),
-                i => (points[i - 1].rps.max(points[i].rps), points[i].at),
+                i => (self.rate_at(t).max(points[i].rps), points[i].at),
             },
         }
     }
+}
+
+/// The gap to the next event of a Poisson process at `rate` per second, at
+/// least 1 ns so that time always moves.
+fn exponential_gap(rng: &mut SimRng, rate: f64) -> SimDuration {
+    // libm, not f64::ln: the same bytes on every platform (DESIGN.md rule 5).
+    let gap = -libm::log(1.0 - uniform01(rng)) / rate;
+    SimDuration::from_secs_f64(gap).max(SimDuration::from_nanos(1))
 }
 
 fn step_rate(points: &[RatePoint], t: SimTime) -> f64 {
