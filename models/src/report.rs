@@ -152,6 +152,14 @@ pub struct ServiceReport {
     pub arrivals: u64,
     /// Requests it answered (any status).
     pub answered: u64,
+    /// Answered with a success status (`answered = ok + failed`).
+    #[serde(default)]
+    pub ok: u64,
+    /// Answered with a failure, by cause: an error status, a full queue, a
+    /// refused or reset connection, or the cause of a required call's
+    /// failure that the handler passed on.
+    #[serde(default)]
+    pub failed: BTreeMap<Cause, u64>,
     /// Requests refused because the queue was full.
     pub rejected_queue_full: u64,
     /// Requests a crashed replica refused at once (these are answered too,
@@ -161,8 +169,9 @@ pub struct ServiceReport {
     pub lost_to_hang: u64,
     /// Time from arrival to answer.
     pub latency: LatencySummary,
-    /// Per-bucket series: arrivals, answered, rejected_queue_full,
-    /// refused_by_crash, lost_to_hang, queue_length, busy, latency.
+    /// Per-bucket series: arrivals, answered, ok, failed_<cause> (for each
+    /// cause that happened), rejected_queue_full, refused_by_crash,
+    /// lost_to_hang, queue_length, busy, latency.
     pub timeline: Timeline,
 }
 
@@ -172,6 +181,13 @@ pub struct ServiceReport {
 pub struct EdgeReport {
     /// The policy's counters.
     pub stats: PolicyStats,
+    /// Calls that failed (`stats.failures`), by cause.
+    #[serde(default)]
+    pub failed: BTreeMap<Cause, u64>,
+    /// Call latency, from the call's start to its end, retries, backoffs
+    /// and fallbacks included.
+    #[serde(default)]
+    pub latency: LatencySummary,
     /// Attempts per call (load amplification); 0 with no calls.
     pub attempts_per_call: f64,
     /// Fallbacks by reason.
@@ -192,8 +208,9 @@ pub struct EdgeReport {
     pub transitions_dropped: u64,
     /// Per-bucket series: calls, attempts, retries, ok, fallbacks, failed,
     /// rejected_circuit_open, rejected_bulkhead_full, breaker_state
-    /// (0 closed, 1 half-open, 2 open); and throttled, the attempts the
-    /// retry budget refused, when there were any.
+    /// (0 closed, 1 half-open, 2 open), latency; failed_<cause> for each
+    /// cause that happened; and throttled, the attempts the retry budget
+    /// refused, when there were any.
     pub timeline: Timeline,
 }
 

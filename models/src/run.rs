@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use stormglass_core::error::ConfigError;
 use stormglass_core::sim::{Limits, SimError, Simulation, Stop};
 use stormglass_core::time::{SimDuration, SimTime};
-use stormglass_core::timeline::{Buckets, Timeline};
+use stormglass_core::timeline::{Buckets, CountSeries, Timeline};
 use stormglass_patterns::breaker::BreakerState;
 use stormglass_patterns::bulkhead::BulkheadStats;
 use stormglass_patterns::fallback::{FallbackReason, FallbackStats, ServedKind};
@@ -162,6 +162,20 @@ fn served_name(served: ServedKind) -> &'static str {
     }
 }
 
+/// Failures by cause, from series indexed by `cause_index`: the causes that
+/// happened, each also a `failed_<cause>` series of `timeline`.
+fn failed_by_cause(series: &[CountSeries], timeline: &mut Timeline) -> BTreeMap<Cause, u64> {
+    let mut failed = BTreeMap::new();
+    for cause in Cause::ALL {
+        let counts = &series[cause_index(cause)];
+        if counts.total() > 0 {
+            failed.insert(cause, counts.total());
+            timeline.insert_counts(&format!("failed_{}", cause.name()), counts);
+        }
+    }
+    failed
+}
+
 /// The report of one edge, from its book and the policies behind it: one
 /// for a dependency, every member's for a client (their counters summed).
 fn edge_report<'a>(
@@ -190,9 +204,11 @@ fn edge_report<'a>(
     timeline.insert_counts("failed", &s.failed);
     timeline.insert_counts("rejected_circuit_open", &s.rejected_circuit_open);
     timeline.insert_counts("rejected_bulkhead_full", &s.rejected_bulkhead_full);
+    let failed = failed_by_cause(&s.failed_by_cause, &mut timeline);
     if s.throttled.total() > 0 {
         timeline.insert_counts("throttled", &s.throttled);
     }
+    timeline.insert_latency("latency", &s.latency);
     if has_breaker {
         timeline.insert_gauge("breaker_state", &s.breaker_state, end);
     }
@@ -209,6 +225,8 @@ fn edge_report<'a>(
         .collect();
     EdgeReport {
         stats,
+        failed,
+        latency: s.latency_total.summary(),
         attempts_per_call: round6(if stats.calls == 0 { 0.0 } else { stats.attempts as f64 / stats.calls as f64 }),
         fallbacks_by_reason,
         fallbacks_by_served,
@@ -241,14 +259,7 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
             timeline.insert_counts("arrivals", &series.arrivals);
             timeline.insert_counts("ok", &series.ok);
             timeline.insert_counts("degraded", &series.degraded);
-            let mut failed = BTreeMap::new();
-            for cause in Cause::ALL {
-                let counts = &series.failed[cause_index(cause)];
-                if counts.total() > 0 {
-                    failed.insert(cause, counts.total());
-                    timeline.insert_counts(&format!("failed_{}", cause.name()), counts);
-                }
-            }
+            let failed = failed_by_cause(&series.failed, &mut timeline);
             // Only with a budget that refused something, as failed_*.
             if series.throttled.total() > 0 {
                 timeline.insert_counts("throttled", &series.throttled);
@@ -297,6 +308,8 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
         let mut timeline = Timeline::new(buckets);
         timeline.insert_counts("arrivals", &series.arrivals);
         timeline.insert_counts("answered", &series.answered);
+        timeline.insert_counts("ok", &series.ok);
+        let failed = failed_by_cause(&series.failed, &mut timeline);
         timeline.insert_counts("rejected_queue_full", &series.rejected_queue_full);
         timeline.insert_counts("refused_by_crash", &series.refused_by_crash);
         timeline.insert_counts("lost_to_hang", &series.lost_to_hang);
@@ -308,6 +321,8 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
             ServiceReport {
                 arrivals: series.arrivals.total(),
                 answered: series.answered.total(),
+                ok: series.ok.total(),
+                failed,
                 rejected_queue_full: series.rejected_queue_full.total(),
                 refused_by_crash: series.refused_by_crash.total(),
                 lost_to_hang: series.lost_to_hang.total(),

@@ -795,13 +795,13 @@ fn limits_that_hold_alone_must_hold_together() {
     };
     check_invalid(
         &wide("950000s"),
-        "bucket_width: timelines of 950000 buckets x 392 values (20 services x 18, 1 edges x 12, \
-         1 client routes x 20) = 372400000 cells, more than the 50000000 allowed; widen bucket_width or shorten the run",
+        "bucket_width: timelines of 950000 buckets x 608 values (20 services x 28, 1 edges x 28, \
+         1 client routes x 20) = 577600000 cells, more than the 50000000 allowed; widen bucket_width or shorten the run",
     );
-    // 50000000 / 392 = 127551 buckets fit, one more does not.
-    Scenario::from_ron(&wide("127551s")).unwrap().validate().unwrap();
-    let over = Scenario::from_ron(&wide("127552s")).unwrap().validate().unwrap_err().to_string();
-    assert!(over.contains("= 50000384 cells, more than the 50000000 allowed"), "{over}");
+    // 50000000 / 608 = 82236 buckets fit, one more does not.
+    Scenario::from_ron(&wide("82236s")).unwrap().validate().unwrap();
+    let over = Scenario::from_ron(&wide("82237s")).unwrap().validate().unwrap_err().to_string();
+    assert!(over.contains("= 50000096 cells, more than the 50000000 allowed"), "{over}");
     // Dependencies (edges, as the client is) and client routes count too.
     let edges = r#"(name: "edges", duration: "600000s", drain: "0s",
         services: { "api": (execution: thread_pool(workers: 1), routes: { "r": (steps: []) },
@@ -810,8 +810,8 @@ fn limits_that_hold_alone_must_hold_together() {
         clients: [(name: "u", target: "api", rate: constant(rps: 1.0), routes: [(route: "r"), (route: "r")])])"#;
     check_invalid(
         edges,
-        "bucket_width: timelines of 600000 buckets x 112 values (2 services x 18, 3 edges x 12, \
-         2 client routes x 20) = 67200000 cells, more than the 50000000 allowed; widen bucket_width or shorten the run",
+        "bucket_width: timelines of 600000 buckets x 180 values (2 services x 28, 3 edges x 28, \
+         2 client routes x 20) = 108000000 cells, more than the 50000000 allowed; widen bucket_width or shorten the run",
     );
 }
 

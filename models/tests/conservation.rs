@@ -28,6 +28,8 @@
 //! alternate fallbacks, a rate limiter, total timeouts, Retry-After hints,
 //! link loss, closed-loop users, abandoned work) under every kind of fault.
 
+use std::collections::BTreeMap;
+
 use stormglass_core::timeline::{SeriesData, Timeline};
 use stormglass_models::Scenario;
 use stormglass_models::config::FaultKind;
@@ -75,20 +77,13 @@ fn check_route(name: &str, route: &RouteReport) {
         "{name}: arrivals against outcomes and in flight"
     );
     assert_eq!(route.in_flight_at_end, 0, "{name}: still in flight after the drain");
-    assert!(route.failed.values().all(|&n| n > 0), "{name}: a cause listed with no failure");
 
     let timeline = &route.timeline;
     let arrivals = counts(timeline, "arrivals");
     assert_eq!(arrivals.iter().sum::<u64>(), route.arrivals, "{name}: arrivals timeline against the total");
     assert_eq!(counts(timeline, "ok").iter().sum::<u64>(), route.ok, "{name}: ok timeline");
     assert_eq!(counts(timeline, "degraded").iter().sum::<u64>(), route.degraded, "{name}: degraded timeline");
-    for (cause, n) in &route.failed {
-        let series = counts(timeline, &format!("failed_{}", cause.name()));
-        assert_eq!(series.iter().sum::<u64>(), *n, "{name}: failed_{} timeline", cause.name());
-    }
-    // A cause that never happened has no series: none is left unreported.
-    let failed_series = timeline.series.keys().filter(|k| k.starts_with("failed_")).count();
-    assert_eq!(failed_series, route.failed.len(), "{name}: failure series against causes");
+    check_failed_series(name, &route.failed, timeline);
 
     // Cumulatively, bucket by bucket: in flight = arrivals - outcomes, never
     // negative, and made only of requests younger than the slowest answer.
@@ -149,9 +144,17 @@ fn check_services(scenario: &Scenario, report: &Report) {
             ("rejected_queue_full", service.rejected_queue_full),
             ("refused_by_crash", service.refused_by_crash),
             ("lost_to_hang", service.lost_to_hang),
+            ("ok", service.ok),
         ] {
             assert_eq!(counts(timeline, series).iter().sum::<u64>(), total, "{name}: {series} timeline");
         }
+        check_failed_series(name, &service.failed, timeline);
+        let failed: u64 = service.failed.values().sum();
+        assert_eq!(service.answered, service.ok + failed, "{name}: answers against ok and failed");
+        let by = |cause| service.failed.get(&cause).copied().unwrap_or(0);
+        // A handler may also pass on a refusal or a full queue downstream.
+        assert!(by(Cause::QueueFull) >= service.rejected_queue_full, "{name}: full-queue refusals are failures");
+        assert!(by(Cause::Refused) >= service.refused_by_crash, "{name}: a crash's refusals are failures");
         assert_eq!(service.latency.count, service.answered, "{name}: one latency sample per answer");
         assert!(service.rejected_queue_full <= service.answered, "{name}: a refusal is an answer");
         assert!(service.refused_by_crash <= service.answered, "{name}: a crash's refusal is an answer");
@@ -199,6 +202,18 @@ fn check_services(scenario: &Scenario, report: &Report) {
     }
 }
 
+/// A `failed_<cause>` series for each cause that happened, none for the
+/// others (none is left unreported), each summing to its cause's total.
+fn check_failed_series(name: &str, failed: &BTreeMap<Cause, u64>, timeline: &Timeline) {
+    for (cause, n) in failed {
+        assert!(*n > 0, "{name}: {cause:?} listed with no failure");
+        let series = counts(timeline, &format!("failed_{}", cause.name()));
+        assert_eq!(series.iter().sum::<u64>(), *n, "{name}: failed_{} timeline", cause.name());
+    }
+    let failed_series = timeline.series.keys().filter(|k| k.starts_with("failed_")).count();
+    assert_eq!(failed_series, failed.len(), "{name}: failure series against causes");
+}
+
 fn check_edges(report: &Report) {
     for (name, edge) in &report.edges {
         let s = &edge.stats;
@@ -218,6 +233,10 @@ fn check_edges(report: &Report) {
         }
         let served: u64 = edge.fallbacks_by_reason.values().sum();
         assert_eq!(served, s.fallbacks, "{name}: fallbacks by reason against fallbacks");
+        assert_eq!(edge.failed.values().sum::<u64>(), s.failures, "{name}: failures by cause against failures");
+        check_failed_series(name, &edge.failed, &edge.timeline);
+        // After the drain every call has ended, and each ending is timed.
+        assert_eq!(edge.latency.count, s.calls, "{name}: one latency sample per call");
     }
 }
 

@@ -13,7 +13,7 @@ use stormglass_patterns::{AttemptOutcome, Rejection};
 use super::servers::choose_replica;
 use super::{
     Answer, Client, EdgeBook, Event, Key, OutboundCall, Owner, PolicyRef, RequestState, ServerRequest, Service,
-    TRANSITIONS_MAX, World, key,
+    TRANSITIONS_MAX, World, cause_index, key,
 };
 use crate::report::Cause;
 
@@ -24,6 +24,16 @@ impl World {
             PolicyRef::Client { client, member } => &mut self.clients[client as usize].members[member as usize].policy,
             PolicyRef::Edge { service, dependency } => {
                 &mut self.services[service as usize].dependencies[dependency as usize].policy
+            }
+        }
+    }
+
+    /// Where the calls through `policy` are booked.
+    fn edge_book_mut(&mut self, policy: PolicyRef) -> &mut EdgeBook {
+        match policy {
+            PolicyRef::Client { client, .. } => &mut self.clients[client as usize].edge,
+            PolicyRef::Edge { service, dependency } => {
+                &mut self.services[service as usize].dependencies[dependency as usize].edge
             }
         }
     }
@@ -264,6 +274,13 @@ impl World {
         }
         let call = self.calls.remove(call_key.index as usize);
         debug_assert!(call.timeout.is_none(), "a finished call still has a timeout pending");
+        let now = ctx.now();
+        let edge = &mut self.edge_book_mut(call.policy).series;
+        edge.latency.record(now, now - call.started);
+        edge.latency_total.record(now - call.started);
+        if let Finish::Failed { outcome, .. } = finish {
+            edge.failed_by_cause[cause_index(cause_of(outcome, call.last_answer))].add(now, 1);
+        }
         if let (Finish::Fallback { alternate: Some(_), .. }, PolicyRef::Edge { service, dependency }) =
             (&finish, call.policy)
         {

@@ -244,9 +244,10 @@ pub(crate) struct Service {
 /// count to bound timeline memory before a world is built
 /// ([`crate::config::TIMELINE_CELLS_MAX`]): a series added here is counted
 /// there too.
-pub(crate) const SERVICE_CELLS: u64 = 5 + 2 * 3 + LATENCY_CELLS;
-/// Timeline cells an edge's series keep: nine counts and one gauge.
-pub(crate) const EDGE_CELLS: u64 = 9 + 3;
+pub(crate) const SERVICE_CELLS: u64 = 6 + Cause::ALL.len() as u64 + 2 * 3 + LATENCY_CELLS;
+/// Timeline cells an edge's series keep: nine counts, one gauge, a failure
+/// count per cause and a latency summary.
+pub(crate) const EDGE_CELLS: u64 = 9 + 3 + Cause::ALL.len() as u64 + LATENCY_CELLS;
 /// Timeline cells a client route's series keep: arrivals, ok, degraded, a
 /// failure count per cause, throttled, and a latency summary.
 pub(crate) const ROUTE_CELLS: u64 = 4 + Cause::ALL.len() as u64 + LATENCY_CELLS;
@@ -257,6 +258,10 @@ const _: () = assert!(size_of::<stormglass_core::metrics::LatencySummary>() as u
 pub(crate) struct ServiceSeries {
     pub(crate) arrivals: CountSeries,
     pub(crate) answered: CountSeries,
+    /// Answered with a success status.
+    pub(crate) ok: CountSeries,
+    /// Answered with a failure, by cause (see `cause_index`).
+    pub(crate) failed: Vec<CountSeries>,
     pub(crate) rejected_queue_full: CountSeries,
     /// Refused at once by a crashed replica (answered: connection refused).
     pub(crate) refused_by_crash: CountSeries,
@@ -292,6 +297,12 @@ pub(crate) struct EdgeSeries {
     /// Attempts the retry budget refused.
     pub(crate) throttled: CountSeries,
     pub(crate) breaker_state: GaugeSeries,
+    /// Calls that failed, by cause (see `cause_index`).
+    pub(crate) failed_by_cause: Vec<CountSeries>,
+    /// Call latency, from its start to its end, retries and backoffs
+    /// included.
+    pub(crate) latency: LatencySeries,
+    pub(crate) latency_total: stormglass_core::metrics::Histogram,
 }
 
 pub(crate) struct RouteSeries {

@@ -10,6 +10,8 @@ impl ServiceSeries {
         ServiceSeries {
             arrivals: CountSeries::new(buckets),
             answered: CountSeries::new(buckets),
+            ok: CountSeries::new(buckets),
+            failed: Cause::ALL.iter().map(|_| CountSeries::new(buckets)).collect(),
             rejected_queue_full: CountSeries::new(buckets),
             refused_by_crash: CountSeries::new(buckets),
             lost_to_hang: CountSeries::new(buckets),
@@ -45,6 +47,9 @@ impl EdgeSeries {
             rejected_bulkhead_full: CountSeries::new(buckets),
             throttled: CountSeries::new(buckets),
             breaker_state: GaugeSeries::new(buckets),
+            failed_by_cause: Cause::ALL.iter().map(|_| CountSeries::new(buckets)).collect(),
+            latency: LatencySeries::new(buckets),
+            latency_total: Default::default(),
         }
     }
 }

@@ -6,7 +6,7 @@ use stormglass_core::time::SimTime;
 use stormglass_patterns::pipeline::Request;
 use stormglass_patterns::{AttemptOutcome, Rejection};
 
-use super::{Answer, CompiledStep, Event, Key, Owner, PolicyRef, RequestState, Route, Service, World};
+use super::{Answer, CompiledStep, Event, Key, Owner, PolicyRef, RequestState, Route, Service, World, cause_index};
 use crate::config::{Balancer, Discipline, Execution};
 use crate::report::Cause;
 
@@ -254,6 +254,11 @@ impl World {
         let request = self.requests.remove(request_key.index as usize);
         let service = &mut self.services[request.service as usize];
         service.series.answered.add(now, 1);
+        if answer.outcome.is_success() {
+            service.series.ok.add(now, 1);
+        } else {
+            service.series.failed[cause_index(answer.cause.unwrap_or(Cause::ErrorStatus))].add(now, 1);
+        }
         service.series.latency.record(now, now - request.arrived);
         service.series.latency_total.record(now - request.arrived);
         let link = &mut self.links[request.reply_node as usize * services_count + request.service as usize];
