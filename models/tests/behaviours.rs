@@ -141,6 +141,13 @@ fn an_error_fault_fails_its_share() {
     let share = failed(&r, Cause::ErrorStatus) as f64 / r.routes["r"].arrivals as f64;
     // 4000 arrivals: sd of the share is ~0.007.
     assert!((share - 0.25).abs() < 0.03, "{share}");
+    // A fault added before it, on a service nobody calls, changes none of
+    // its draws (DESIGN.md rule 4): the same requests fail.
+    let idle = r#""idle": (execution: thread_pool(workers: 1), routes: { "x": (steps: []) })"#;
+    let first = format!(r#"(target: "idle", from: "0s", until: "20s", kind: crash), {errors}"#);
+    let with_other = run(&scenario(200.0, SIMPLE, idle, &first, "()")).unwrap();
+    let alone = run(&scenario(200.0, SIMPLE, idle, errors, "()")).unwrap();
+    assert_eq!(with_other.routes["r"], alone.routes["r"]);
 }
 
 #[test]

@@ -217,7 +217,22 @@ impl World {
                 (service_index(&f.target), f.replica, f.kind.clone(), partition_node)
             })
             .collect();
-        let fault_rngs = (0..scenario.faults.len()).map(|i| streams.stream_indexed("fault.errors", i as u64)).collect();
+        // A fault's stream is named by what it is (target, replica, window),
+        // not by its place in the list, so adding a fault leaves the draws
+        // of the others alone (DESIGN.md rule 4). Identical faults are told
+        // apart by their order among themselves.
+        let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+        let fault_rngs = scenario
+            .faults
+            .iter()
+            .map(|f| {
+                let replica = f.replica.map_or("all".to_string(), |r| r.to_string());
+                let name = format!("fault.errors.{}.{replica}.{}.{}", f.target, f.from.as_nanos(), f.until.as_nanos());
+                let nth = seen.entry(name.clone()).or_default();
+                *nth += 1;
+                streams.stream_indexed(&name, *nth - 1)
+            })
+            .collect();
 
         let active_faults = services.iter().map(|s| vec![Vec::new(); s.replicas.len()]).collect();
         World {
