@@ -226,7 +226,7 @@ fn edge_report<'a>(
     EdgeReport {
         stats,
         failed,
-        latency: s.latency_total.summary(),
+        latency: s.latency.total(),
         attempts_per_call: round6(if stats.calls == 0 { 0.0 } else { stats.attempts as f64 / stats.calls as f64 }),
         fallbacks_by_reason,
         fallbacks_by_served,
@@ -288,7 +288,7 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
                     availability: round6(if arrivals == 0 { 1.0 } else { good as f64 / arrivals as f64 }),
                     availability_during_faults,
                     goodput_rps: round6(good as f64 / duration_secs),
-                    latency: series.latency_total.summary(),
+                    latency: series.latency.total(),
                     time_to_recover: fault_span.and_then(|(from, until)| {
                         time_to_recover(&goodput, buckets.width, from, until, scenario.duration)
                     }),
@@ -326,7 +326,7 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
                 rejected_queue_full: series.rejected_queue_full.total(),
                 refused_by_crash: series.refused_by_crash.total(),
                 lost_to_hang: series.lost_to_hang.total(),
-                latency: series.latency_total.summary(),
+                latency: series.latency.total(),
                 timeline,
             },
         );

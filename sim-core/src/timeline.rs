@@ -248,7 +248,7 @@ impl GaugeSeries {
     }
 }
 
-/// Latency percentiles per bucket.
+/// Latency percentiles per bucket, and over the whole run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LatencySeries {
     buckets: Buckets,
@@ -256,6 +256,10 @@ pub struct LatencySeries {
     current_index: usize,
     current: Histogram,
     closed: Vec<LatencySummary>,
+    /// Every closed bucket's samples: a bucket's histogram is merged in
+    /// when it closes, which costs its occupied buckets once, where a
+    /// second histogram recorded beside it cost every sample again.
+    total: Histogram,
 }
 
 impl LatencySeries {
@@ -267,6 +271,7 @@ impl LatencySeries {
             current_index: 0,
             current: Histogram::new(),
             closed: Vec::with_capacity(buckets.count),
+            total: Histogram::new(),
         }
     }
 
@@ -285,9 +290,18 @@ impl LatencySeries {
     fn close_through(&mut self, index: usize) {
         while self.current_index < index {
             self.closed.push(self.current.summary());
+            self.total.merge(&self.current);
             self.current.clear();
             self.current_index += 1;
         }
+    }
+
+    /// The summary of every sample recorded, whatever its bucket: the same
+    /// as one histogram recording them all.
+    pub fn total(&self) -> LatencySummary {
+        let mut total = self.total.clone();
+        total.merge(&self.current);
+        total.summary()
     }
 
     /// The summary of every bucket.
@@ -367,6 +381,23 @@ mod tests {
                 let t = SimTime::from_nanos(t);
                 proptest::prop_assert_eq!(cursor.index(&buckets, t), buckets.index(t), "t = {}", t);
             }
+        }
+
+        /// The run's total, merged bucket by bucket, is what one histogram
+        /// recording every sample says.
+        #[test]
+        fn the_merged_total_is_one_histogram_of_every_sample(
+            samples in proptest::collection::vec((0u64..50, 0u64..10_000_000_000), 0..300),
+        ) {
+            let mut samples = samples;
+            samples.sort_by_key(|&(at_ms, _)| at_ms); // times must not go backwards
+            let mut series = LatencySeries::new(Buckets::new(SimDuration::from_millis(7), SimDuration::from_millis(40)).unwrap());
+            let mut all = Histogram::new();
+            for (at_ms, ns) in samples {
+                series.record(SimTime::from_millis(at_ms), SimDuration::from_nanos(ns));
+                all.record(SimDuration::from_nanos(ns));
+            }
+            proptest::prop_assert_eq!(series.total(), all.summary());
         }
     }
 

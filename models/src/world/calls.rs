@@ -277,7 +277,6 @@ impl World {
         let now = ctx.now();
         let edge = &mut self.edge_book_mut(call.policy).series;
         edge.latency.record(now, now - call.started);
-        edge.latency_total.record(now - call.started);
         if let Finish::Failed { outcome, .. } = finish {
             edge.failed_by_cause[cause_index(cause_of(outcome, call.last_answer))].add(now, 1);
         }

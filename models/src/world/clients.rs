@@ -67,7 +67,6 @@ impl World {
             series.failed[cause_index(cause)].add(now, 1);
         }
         series.latency.record(now, now - started);
-        series.latency_total.record(now - started);
         if let (Some(user), Some(think)) = (user, &c.think)
             && now < self.end_of_arrivals
         {

@@ -270,7 +270,6 @@ pub(crate) struct ServiceSeries {
     pub(crate) queue_length: GaugeSeries,
     pub(crate) busy: GaugeSeries,
     pub(crate) latency: LatencySeries,
-    pub(crate) latency_total: stormglass_core::metrics::Histogram,
 }
 
 /// What an edge's report is made of besides its policies' counters: the
@@ -302,7 +301,6 @@ pub(crate) struct EdgeSeries {
     /// Call latency, from its start to its end, retries and backoffs
     /// included.
     pub(crate) latency: LatencySeries,
-    pub(crate) latency_total: stormglass_core::metrics::Histogram,
 }
 
 pub(crate) struct RouteSeries {
@@ -314,7 +312,6 @@ pub(crate) struct RouteSeries {
     /// Attempts the client's retry budget refused.
     pub(crate) throttled: CountSeries,
     pub(crate) latency: LatencySeries,
-    pub(crate) latency_total: stormglass_core::metrics::Histogram,
     pub(crate) in_flight: u64,
 }
 

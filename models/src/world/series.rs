@@ -18,7 +18,6 @@ impl ServiceSeries {
             queue_length: GaugeSeries::new(buckets),
             busy: GaugeSeries::new(buckets),
             latency: LatencySeries::new(buckets),
-            latency_total: Default::default(),
         }
     }
 }
@@ -49,7 +48,6 @@ impl EdgeSeries {
             breaker_state: GaugeSeries::new(buckets),
             failed_by_cause: Cause::ALL.iter().map(|_| CountSeries::new(buckets)).collect(),
             latency: LatencySeries::new(buckets),
-            latency_total: Default::default(),
         }
     }
 }
@@ -64,7 +62,6 @@ impl RouteSeries {
             failed: Cause::ALL.iter().map(|_| CountSeries::new(buckets)).collect(),
             throttled: CountSeries::new(buckets),
             latency: LatencySeries::new(buckets),
-            latency_total: Default::default(),
             in_flight: 0,
         }
     }

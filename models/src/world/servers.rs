@@ -260,7 +260,6 @@ impl World {
             service.series.failed[cause_index(answer.cause.unwrap_or(Cause::ErrorStatus))].add(now, 1);
         }
         service.series.latency.record(now, now - request.arrived);
-        service.series.latency_total.record(now - request.arrived);
         let link = &mut self.links[request.reply_node as usize * services_count + request.service as usize];
         let latency = link.latency.sample(&mut link.rng);
         ctx.schedule_in(latency, Event::Answer { call: request.reply_call, attempt: request.reply_attempt, answer });
