@@ -279,9 +279,10 @@ mod tests {
 
     #[test]
     fn ramps_and_tables_follow_the_integral_of_the_rate() {
-        // Down from 1000 to 0 between 10 s and 30 s, flat outside: a ramp's
-        // majorant is its higher end, so late in the ramp most candidates are
-        // rejected, and the counts show the thinning does that in proportion.
+        // Down from 1000 to 0 between 10 s and 30 s, flat outside: on the
+        // slope the majorant is the rate at the last candidate, so each
+        // candidate is kept with the ratio of the rate now to the rate then,
+        // and the counts show the thinning keeps them in proportion.
         let ramp = RateProfile::Ramp {
             from_rps: 1000.0,
             to_rps: 0.0,
