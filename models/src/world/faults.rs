@@ -3,11 +3,11 @@
 
 use stormglass_core::sim::Context;
 use stormglass_core::time::SimDuration;
+use stormglass_patterns::AttemptOutcome;
 
 use super::{Answer, Event, Key, RequestState, World, key};
 use crate::config::FaultKind;
 use crate::report::Cause;
-use stormglass_patterns::AttemptOutcome;
 
 /// What becomes of the requests a replica holds when it crashes or hangs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
