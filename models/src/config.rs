@@ -57,6 +57,11 @@ pub const MEMBERS_MAX: u64 = 100_000;
 /// count is checked alone too, but 20 services at 950000 buckets each
 /// would otherwise take 2.6 GB before the first event.
 pub const TIMELINE_CELLS_MAX: u64 = 50_000_000;
+/// Most bytes all the policies of a scenario allocate up front for their
+/// breaker windows, bulkhead queues and sliding logs (1 GiB): one policy per
+/// dependency, one per client member. Each window is bounded alone, but a
+/// 10^6-bucket breaker on every member of a large population is not.
+pub const POLICY_WINDOWS_BYTES_MAX: u64 = 1 << 30;
 /// Most replicas of one service.
 pub const REPLICAS_MAX: u32 = 1024;
 /// Most workers or queue slots of one service.
@@ -598,6 +603,26 @@ impl Scenario {
                 "{members} members in all (population, or closed_loop.users, summed over {} clients), \
                  more than the {MEMBERS_MAX} allowed",
                 self.clients.len()
+            ),
+        )?;
+        let dependencies: u64 =
+            self.services.values().flat_map(|s| s.dependencies.values()).map(|d| d.policy.preallocated_bytes()).sum();
+        let clients: u64 = self
+            .clients
+            .iter()
+            .map(|c| {
+                let members = u64::from(c.closed_loop.as_ref().map_or(c.population, |closed| closed.users));
+                members * c.policy.preallocated_bytes()
+            })
+            .sum();
+        let bytes = dependencies + clients;
+        ensure(
+            bytes <= POLICY_WINDOWS_BYTES_MAX,
+            "policies",
+            &format!(
+                "breaker windows, bulkhead queues and sliding logs take {bytes} bytes up front \
+                 ({dependencies} on dependencies, {clients} on client members), more than the \
+                 {POLICY_WINDOWS_BYTES_MAX} allowed; use smaller windows or queues, or fewer members"
             ),
         )
     }

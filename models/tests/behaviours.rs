@@ -820,6 +820,24 @@ fn limits_that_hold_alone_must_hold_together() {
         "bucket_width: timelines of 600000 buckets x 180 values (2 services x 28, 3 edges x 28, \
          2 client routes x 20) = 108000000 cells, more than the 50000000 allowed; widen bucket_width or shorten the run",
     );
+    // Every member has its own breaker: 100 000 members x 1000 buckets x
+    // 24 B is 2.4 GB of windows, though each window alone is allowed.
+    let windows = |buckets: u32| {
+        format!(
+            r#"(name: "windows", duration: "1s",
+                services: {{ "api": (execution: thread_pool(workers: 1), routes: {{ "r": (steps: []) }}) }},
+                clients: [(name: "u", target: "api", rate: constant(rps: 1.0), routes: [(route: "r")], population: 100000,
+                           policy: (breaker: (kind: hystrix((request_volume_threshold: 20, error_threshold_pct: 50,
+                                                             sleep_window: "5s", buckets: {buckets}, bucket_width: "1s")))))])"#
+        )
+    };
+    check_invalid(
+        &windows(1000),
+        "policies: breaker windows, bulkhead queues and sliding logs take 2400000000 bytes up front \
+         (0 on dependencies, 2400000000 on client members), more than the 1073741824 allowed; \
+         use smaller windows or queues, or fewer members",
+    );
+    Scenario::from_ron(&windows(100)).unwrap().validate().unwrap();
 }
 
 #[test]

@@ -141,6 +141,12 @@ impl Default for BulkheadConfig {
 }
 
 impl BulkheadConfig {
+    /// Bytes a bulkhead built from this config allocates for its wait
+    /// queue, once.
+    pub fn queue_bytes(&self) -> u64 {
+        u64::from(self.queue_capacity()) * std::mem::size_of::<Waiter>() as u64
+    }
+
     /// Callers (semaphore) or tasks (thread pool) that may wait for a slot.
     pub fn queue_capacity(&self) -> u32 {
         match self {

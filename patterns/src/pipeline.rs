@@ -123,6 +123,30 @@ pub struct PolicyConfig {
 }
 
 impl PolicyConfig {
+    /// Bytes a policy built from this config allocates up front beyond its
+    /// own size: the breaker's window, the bulkhead's wait queue, a sliding
+    /// log's timestamps. Each is bounded alone; a caller that builds many
+    /// policies (a population of clients) bounds their sum with this.
+    /// (Caches and budgets grow with use, within their own bounds.)
+    ///
+    /// ```
+    /// use stormglass_patterns::breaker::{BreakerConfig, BreakerKind, HystrixConfig};
+    /// use stormglass_patterns::pipeline::PolicyConfig;
+    ///
+    /// let breaker = BreakerConfig {
+    ///     kind: BreakerKind::Hystrix(HystrixConfig { buckets: 1_000_000, ..Default::default() }),
+    ///     ..Default::default()
+    /// };
+    /// let config = PolicyConfig { breaker: Some(breaker), ..Default::default() };
+    /// assert!(config.preallocated_bytes() >= 1_000_000 * 24);
+    /// assert_eq!(PolicyConfig::default().preallocated_bytes(), 0);
+    /// ```
+    pub fn preallocated_bytes(&self) -> u64 {
+        self.breaker.as_ref().map_or(0, BreakerConfig::window_bytes)
+            + self.bulkhead.as_ref().map_or(0, BulkheadConfig::queue_bytes)
+            + self.rate_limit.as_ref().map_or(0, RateLimiterConfig::state_bytes)
+    }
+
     /// The seed combination of DESIGN.md, on the order -> user edge of the
     /// seed cascade: timeout (connect 2 s, read 5 s), retry (3 attempts,
     /// exponential backoff 1 s .. 10 s, only on timeouts and network

@@ -99,6 +99,15 @@ pub struct BreakerConfig {
 }
 
 impl BreakerConfig {
+    /// Bytes a breaker built from this config allocates for its window, once.
+    pub fn window_bytes(&self) -> u64 {
+        match &self.kind {
+            BreakerKind::Consecutive(_) => 0,
+            BreakerKind::CountWindow(c) => window::count_window_bytes(c.window_size),
+            BreakerKind::Hystrix(c) => window::rolling_counts_bytes(c.buckets),
+        }
+    }
+
     /// A consecutive-failures breaker with the default classification.
     ///
     /// ```

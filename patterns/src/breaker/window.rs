@@ -253,6 +253,16 @@ impl RollingCounts {
     }
 }
 
+/// Bytes a count window of `size` calls allocates (one per slot).
+pub(crate) fn count_window_bytes(size: u32) -> u64 {
+    u64::from(size.max(1)) * std::mem::size_of::<u8>() as u64
+}
+
+/// Bytes rolling counts over `buckets` buckets allocate.
+pub(crate) fn rolling_counts_bytes(buckets: u32) -> u64 {
+    u64::from(buckets.max(1)) * std::mem::size_of::<Slot>() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

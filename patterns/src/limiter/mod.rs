@@ -148,6 +148,16 @@ impl Default for RateLimiterConfig {
 }
 
 impl RateLimiterConfig {
+    /// Bytes an unkeyed limiter built from this config allocates up front:
+    /// a sliding log's timestamps (a keyed one allocates that per key, as
+    /// keys come).
+    pub fn state_bytes(&self) -> u64 {
+        match self {
+            RateLimiterConfig::SlidingLog { limit } => u64::from(limit.count) * std::mem::size_of::<SimTime>() as u64,
+            _ => 0,
+        }
+    }
+
     /// Checks every field; the error names the field and the rule.
     ///
     /// ```
