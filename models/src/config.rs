@@ -591,11 +591,7 @@ impl Scenario {
             ),
         )?;
         // A closed loop has a member per user, an open loop `population`.
-        let members: u64 = self
-            .clients
-            .iter()
-            .map(|c| u64::from(c.closed_loop.as_ref().map_or(c.population, |closed| closed.users)))
-            .sum();
+        let members: u64 = self.clients.iter().map(|c| u64::from(c.members())).sum();
         ensure(
             members <= MEMBERS_MAX,
             "clients",
@@ -607,14 +603,7 @@ impl Scenario {
         )?;
         let dependencies: u64 =
             self.services.values().flat_map(|s| s.dependencies.values()).map(|d| d.policy.preallocated_bytes()).sum();
-        let clients: u64 = self
-            .clients
-            .iter()
-            .map(|c| {
-                let members = u64::from(c.closed_loop.as_ref().map_or(c.population, |closed| closed.users));
-                members * c.policy.preallocated_bytes()
-            })
-            .sum();
+        let clients: u64 = self.clients.iter().map(|c| u64::from(c.members()) * c.policy.preallocated_bytes()).sum();
         let bytes = dependencies + clients;
         ensure(
             bytes <= POLICY_WINDOWS_BYTES_MAX,
@@ -807,6 +796,12 @@ impl LinkConfig {
 }
 
 impl ClientConfig {
+    /// Members with a policy of their own: one per user in a closed loop,
+    /// `population` in an open one.
+    pub fn members(&self) -> u32 {
+        self.closed_loop.as_ref().map_or(self.population, |closed| closed.users)
+    }
+
     fn validate(&self, scenario: &Scenario) -> Result<(), ConfigError> {
         ensure(!self.name.is_empty(), "name", "must not be empty")?;
         // A client's name keys its random streams, its routes and its edge

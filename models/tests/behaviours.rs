@@ -439,14 +439,10 @@ fn last_good_run(keys: &str) -> Report {
 
 #[test]
 fn a_last_good_fallback_serves_each_item_s_last_answer_until_it_is_too_stale() {
-    let counts = |r: &Report, series: &str| match r.routes["r"].timeline.series.get(series) {
-        Some(SeriesData::Counts(c)) => c.clone(),
-        _ => vec![0; r.routes["r"].timeline.buckets.count],
-    };
     // 20 items at 50 req/s: each was answered a fraction of a second
     // before the hang, so its cached answer serves the first ~3.5 s of it.
     let items = last_good_run(", keys: 20");
-    let (degraded, failed) = (counts(&items, "degraded"), counts(&items, "failed_timeout"));
+    let (degraded, failed) = (route_counts(&items, "degraded"), route_counts(&items, "failed_timeout"));
     assert!(degraded[10..12].iter().all(|&n| n > 40), "served from the cache: {:?}", &degraded[9..16]);
     assert_eq!(failed[10..12].iter().sum::<u64>(), 0, "{:?}", &failed[9..16]);
     // Past max_staleness nothing is left to serve: the timeouts fail.
@@ -458,7 +454,7 @@ fn a_last_good_fallback_serves_each_item_s_last_answer_until_it_is_too_stale() {
     let unique = last_good_run("");
     assert_eq!(unique.routes["r"].degraded, 0);
     assert!(unique.edges["api -> u"].fallbacks_by_served.is_empty());
-    assert!(counts(&unique, "failed_timeout")[10..15].iter().all(|&n| n > 40));
+    assert!(route_counts(&unique, "failed_timeout")[10..15].iter().all(|&n| n > 40));
 }
 
 #[test]

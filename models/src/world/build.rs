@@ -156,9 +156,8 @@ impl World {
                     })
                     .collect();
                 let name = &config.name;
-                // A closed loop has a member per user (user u sends through
-                // member u); an open loop has `population` members.
-                let members = config.closed_loop.as_ref().map_or(config.population, |c| c.users);
+                // User u of a closed loop sends through member u.
+                let members = config.members();
                 Client {
                     node: (service_names.len() + index) as u32,
                     target,

@@ -39,9 +39,7 @@ impl World {
         c.route_series[slot].arrivals.add(now, 1);
         c.route_series[slot].in_flight += 1;
         let (node, target) = (c.node, c.target);
-        if self.over_limit(now) {
-            return;
-        }
+        // start_call refuses it past limits.in_flight_max.
         let owner = Owner::Client { client, route: slot as u32, user };
         let policy = PolicyRef::Client { client, member };
         self.start_call(ctx, owner, policy, node, target, route, true, Request::idempotent(key), false);

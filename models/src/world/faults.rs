@@ -87,8 +87,7 @@ impl World {
         let s = &mut self.services[service];
         s.replicas[replica].queue.clear();
         s.replicas[replica].busy = 0;
-        let busy: u32 = s.replicas.iter().map(|r| r.busy).sum();
-        s.series.busy.set(now, u64::from(busy));
+        s.record_busy(now);
         s.record_queue_length(now);
         for request in held {
             match loss {

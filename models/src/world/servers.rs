@@ -63,8 +63,7 @@ impl World {
         let (s, r) = (request.service as usize, request.replica as usize);
         let service = &mut self.services[s];
         service.replicas[r].busy += 1;
-        let busy: u32 = service.replicas.iter().map(|r| r.busy).sum();
-        service.series.busy.set(now, u64::from(busy));
+        service.record_busy(now);
         self.advance(ctx, request_key);
     }
 
@@ -73,8 +72,7 @@ impl World {
         let now = ctx.now();
         let s = &mut self.services[service];
         s.replicas[replica].busy -= 1;
-        let busy: u32 = s.replicas.iter().map(|r| r.busy).sum();
-        s.series.busy.set(now, u64::from(busy));
+        s.record_busy(now);
         self.start_waiting(ctx, service, replica);
     }
 
@@ -302,6 +300,12 @@ impl Service {
     /// Requests waiting in all the replicas' queues.
     pub(super) fn queued(&self) -> u64 {
         self.replicas.iter().map(|r| r.queue.len() as u64).sum()
+    }
+
+    /// Sets the busy-workers gauge after a replica's `busy` changed.
+    pub(super) fn record_busy(&mut self, now: SimTime) {
+        let busy: u32 = self.replicas.iter().map(|r| r.busy).sum();
+        self.series.busy.set(now, u64::from(busy));
     }
 
     /// Sets the queue-length gauge after a queue changed.
