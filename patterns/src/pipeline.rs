@@ -646,6 +646,13 @@ impl Policy {
             }
             Some(Decision::Delayed { delay, .. }) => {
                 call.holds_rate_permit = true;
+                if now + delay >= call.timer.call_deadline().0 {
+                    // The total timeout ends the call before the limiter
+                    // would let it go: waiting out the delay only to fail
+                    // would hold a place in the limiter's queue for nothing.
+                    self.stats.deadline_exceeded += 1;
+                    return self.finish_failed(now, call, AttemptOutcome::Rejected(Rejection::DeadlineExceeded));
+                }
                 call.phase = CallPhase::RateDelayed;
                 Step::Wait { until: now + delay }
             }
@@ -1198,5 +1205,30 @@ mod tests {
         );
         let config: Result<PolicyConfig, _> = ron::from_str("(retries: 3)");
         assert!(config.unwrap_err().to_string().contains("retries"));
+    }
+
+    #[test]
+    fn a_rate_limiter_delay_past_the_total_timeout_ends_the_call_at_once() {
+        use crate::limiter::Limit;
+        let config = PolicyConfig {
+            rate_limit: Some(RateLimiterConfig::LeakyQueue { rate: Limit::new(1, secs(10)), burst: 5, nodelay: false }),
+            timeout: Some(TimeoutConfig { total: Some(secs(1)), ..TimeoutConfig::default() }),
+            ..PolicyConfig::default()
+        };
+        let mut policy = Policy::new(config).unwrap();
+        let mut rng = SimRng::from_seed_u64(1);
+        let (_first, step) = policy.start_call(SimTime::ZERO, Request::idempotent(1), &mut rng);
+        assert!(matches!(step, Step::Send(_)));
+        // The second would wait 10 s for the limiter; its total timeout is 1 s.
+        let (second, step) = policy.start_call(SimTime::ZERO, Request::idempotent(2), &mut rng);
+        assert!(
+            matches!(
+                step,
+                Step::Finish(Finish::Failed { outcome: AttemptOutcome::Rejected(Rejection::DeadlineExceeded), .. })
+            ),
+            "{step:?}"
+        );
+        assert!(second.is_finished());
+        assert_eq!(policy.stats().deadline_exceeded, 1);
     }
 }

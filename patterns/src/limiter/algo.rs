@@ -282,7 +282,8 @@ fn fixed_window(limit: u32, window_ns: u64, index: &mut u64, count: &mut u32, no
     let retry_after = if permits > limit {
         SimDuration::MAX
     } else {
-        let end = u128::from(current + 1) * u128::from(window_ns);
+        // Widened before the +1: at the end of time `current + 1` overflows.
+        let end = (u128::from(current) + 1) * u128::from(window_ns);
         duration(end - u128::from(now.as_nanos()))
     };
     Decision::Denied { retry_after, remaining }
@@ -303,7 +304,7 @@ fn sliding_window(
 ) -> Decision {
     let current = now.as_nanos() / window_ns;
     if current != *index {
-        *prev = if current == *index + 1 { *count } else { 0 };
+        *prev = if index.checked_add(1) == Some(current) { *count } else { 0 };
         *count = 0;
         *index = current;
     }
@@ -443,5 +444,17 @@ mod tests {
     fn state_stays_small() {
         // Most of a keyed table's memory is this value, once per key.
         assert_eq!(std::mem::size_of::<State>(), 32);
+    }
+
+    #[test]
+    fn windows_at_the_end_of_time_refuse_without_overflowing() {
+        // A 1 ns window at SimTime::MAX: the next window starts past u64.
+        let last = SimTime::MAX;
+        let (mut index, mut count, mut prev) = (0, 0, 0);
+        assert!(matches!(fixed_window(1, 1, &mut index, &mut count, last, 1), Decision::Allowed { .. }));
+        assert!(matches!(fixed_window(1, 1, &mut index, &mut count, last, 1), Decision::Denied { .. }));
+        let (mut index, mut count) = (u64::MAX, 0);
+        let first = sliding_window(1, 1, &mut index, &mut count, &mut prev, last, 1);
+        assert!(matches!(first, Decision::Allowed { .. }), "{first:?}");
     }
 }
