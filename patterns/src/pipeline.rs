@@ -646,15 +646,18 @@ impl Policy {
             }
             Some(Decision::Delayed { delay, .. }) => {
                 call.holds_rate_permit = true;
-                if now + delay >= call.timer.call_deadline().0 {
-                    // The total timeout ends the call before the limiter
-                    // would let it go: waiting out the delay only to fail
-                    // would hold a place in the limiter's queue for nothing.
+                let until = now + delay;
+                if until >= call.timer.call_deadline().0 {
+                    // The total timeout would end the call before the
+                    // limiter lets it go, so it fails now rather than after
+                    // waiting for nothing. Its place in the limiter's
+                    // schedule stays taken, as a request that gave up in
+                    // nginx's queue keeps it.
                     self.stats.deadline_exceeded += 1;
                     return self.finish_failed(now, call, AttemptOutcome::Rejected(Rejection::DeadlineExceeded));
                 }
                 call.phase = CallPhase::RateDelayed;
-                Step::Wait { until: now + delay }
+                Step::Wait { until }
             }
             Some(Decision::Denied { .. }) => {
                 self.stats.rejected_rate_limited += 1;
