@@ -204,7 +204,11 @@ fn count_window_half_open_decides_after_all_permitted_calls() {
     let mut rng = SimRng::from_seed_u64(0);
     call(&mut b, SimTime::ZERO, FAIL);
     call(&mut b, SimTime::ZERO, FAIL);
-    let t = SimTime::ZERO + secs(60);
+    // resilience4j moves on only strictly after the wait (`isAfter`).
+    let rejected = b.try_acquire(SimTime::ZERO + secs(60)).unwrap_err();
+    assert_eq!(rejected.retry_after, SimDuration::from_nanos(1));
+    assert_eq!(b.state(), BreakerState::Open);
+    let t = SimTime::ZERO + secs(60) + SimDuration::from_nanos(1);
     let [first, second, third] = [(); 3].map(|_| b.try_acquire(t).unwrap());
     assert!(b.try_acquire(t).is_err(), "a fourth probe is not permitted");
     b.on_result(t, first, FAIL, SimDuration::ZERO, &mut rng);
@@ -217,7 +221,7 @@ fn count_window_half_open_decides_after_all_permitted_calls() {
     // And 2 of 3 reopens.
     call(&mut b, t, FAIL);
     call(&mut b, t, FAIL);
-    let t = t + secs(60);
+    let t = t + secs(60) + SimDuration::from_nanos(1);
     let probes: Vec<_> = (0..3).map(|_| b.try_acquire(t).unwrap()).collect();
     for (p, o) in probes.into_iter().zip([FAIL, OK, FAIL]) {
         b.on_result(t, p, o, SimDuration::ZERO, &mut rng);
@@ -232,7 +236,7 @@ fn count_window_ignored_probe_gives_its_place_back() {
     let mut b = Breaker::new(config).unwrap();
     let mut rng = SimRng::from_seed_u64(0);
     call(&mut b, SimTime::ZERO, FAIL);
-    let t = SimTime::ZERO + secs(60);
+    let t = SimTime::ZERO + secs(60) + SimDuration::from_nanos(1);
     let p = b.try_acquire(t).unwrap();
     assert!(b.try_acquire(t).is_err());
     b.on_result(t, p, AttemptOutcome::Status(404), SimDuration::ZERO, &mut rng);
@@ -342,8 +346,11 @@ fn hystrix_one_probe_after_the_sleep_window_success_closes_and_resets() {
     for _ in 0..20 {
         call(&mut b, at_ms(0), FAIL);
     }
-    assert_eq!(b.try_acquire(at_ms(4_999)).unwrap_err().retry_after, SimDuration::from_millis(1));
-    let probe = b.try_acquire(at_ms(5_000)).unwrap();
+    // Hystrix lets the probe through strictly after the sleep window.
+    let one_ns = SimDuration::from_nanos(1);
+    assert_eq!(b.try_acquire(at_ms(4_999)).unwrap_err().retry_after, SimDuration::from_millis(1) + one_ns);
+    assert_eq!(b.try_acquire(at_ms(5_000)).unwrap_err().retry_after, one_ns);
+    let probe = b.try_acquire(at_ms(5_000) + one_ns).unwrap();
     assert!(b.try_acquire(at_ms(5_001)).is_err(), "later callers rejected while the probe runs");
     b.on_result(at_ms(5_200), probe, OK, SimDuration::ZERO, &mut rng);
     assert_eq!(b.state(), BreakerState::Closed);
@@ -365,7 +372,7 @@ fn hystrix_probe_failure_reopens_with_a_new_sleep_window() {
     let probe = b.try_acquire(at_ms(6_000)).unwrap();
     b.on_result(at_ms(7_000), probe, AttemptOutcome::Timeout, SimDuration::ZERO, &mut rng);
     assert_eq!(b.state(), BreakerState::Open);
-    assert_eq!(b.try_acquire(at_ms(7_000)).unwrap_err().retry_after, secs(5));
+    assert_eq!(b.try_acquire(at_ms(7_000)).unwrap_err().retry_after, secs(5) + SimDuration::from_nanos(1));
 }
 
 // --- common behaviour ---

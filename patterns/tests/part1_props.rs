@@ -129,8 +129,21 @@ impl RefBreaker {
         }
     }
 
+    /// Whether the wait ends with its last instant: the `circuitbreaker`
+    /// package and resilience4j's timer do; resilience4j's lazy check
+    /// (`isAfter`) and Hystrix (`>`) move only strictly after it.
+    fn wait_is_strict(&self) -> bool {
+        match &self.kind {
+            BreakerKind::Consecutive(_) => false,
+            BreakerKind::CountWindow(c) => !c.automatic_half_open,
+            BreakerKind::Hystrix(_) => true,
+        }
+    }
+
     fn acquire(&mut self, now: SimTime) -> Result<(u64, bool), SimDuration> {
-        if self.state == BreakerState::Open && now >= self.open_until {
+        let strict = self.wait_is_strict();
+        let wait_over = if strict { now > self.open_until } else { now >= self.open_until };
+        if self.state == BreakerState::Open && wait_over {
             self.state = BreakerState::HalfOpen;
             self.generation += 1;
             self.probes_admitted = 0;
@@ -138,7 +151,7 @@ impl RefBreaker {
         }
         match self.state {
             BreakerState::Closed => Ok((self.generation, false)),
-            BreakerState::Open => Err(self.open_until - now),
+            BreakerState::Open => Err(self.open_until - now + SimDuration::from_nanos(u64::from(strict))),
             BreakerState::HalfOpen if self.probes_admitted < self.probes_max() => {
                 self.probes_admitted += 1;
                 Ok((self.generation, true))

@@ -189,6 +189,22 @@ impl BreakerKind {
             BreakerKind::Hystrix(c) => c.sleep_window,
         }
     }
+
+    /// The first instant at which an open breaker that opened for
+    /// `open_until` lets a call through: `open_until` itself for the
+    /// `circuitbreaker` package (`open_remaining <= 0`) and for resilience4j's
+    /// automatic transition (a timer fires at the end of the wait); one
+    /// nanosecond later for resilience4j's lazy transition
+    /// (`clock.instant().isAfter(retryAfterWaitDuration)`) and for Hystrix
+    /// (`currentTime > circuitOpenTime + sleepWindowTime`), which both test
+    /// strictly after the end of the wait.
+    fn half_open_from(&self, open_until: SimTime) -> SimTime {
+        match self {
+            BreakerKind::Consecutive(_) => open_until,
+            BreakerKind::CountWindow(c) if c.automatic_half_open => open_until,
+            BreakerKind::CountWindow(_) | BreakerKind::Hystrix(_) => open_until + SimDuration::from_nanos(1),
+        }
+    }
 }
 
 /// Consecutive failures, as the Python `circuitbreaker` package.
@@ -239,8 +255,9 @@ impl ConsecutiveConfig {
 /// `failure_rate_threshold_pct` or the slow-call rate reaches
 /// `slow_call_rate_threshold_pct` (both `>=`, in percent of the calls in the
 /// window). Open: rejected for `open_duration`, then half-open, either at the
-/// next call (resilience4j's default) or, with `automatic_half_open`, at the
-/// exact instant the duration ends. Half-open: `half_open_calls_permitted`
+/// next call strictly after the duration (resilience4j's default, which
+/// tests `isAfter`) or, with `automatic_half_open`, at the exact instant the
+/// duration ends. Half-open: `half_open_calls_permitted`
 /// probes; when all of them have completed, the same rates over the probes
 /// decide between closed and open. As in resilience4j, `calls_min` above
 /// `window_size` acts as `window_size`.
@@ -323,9 +340,9 @@ impl CountWindowConfig {
 /// computes it (see [`hystrix_error_pct`]), is at least `error_threshold_pct`.
 /// Hystrix evaluates a health snapshot every 500 ms; this breaker evaluates
 /// after every result, which is the same rule without the lag. Open: rejected
-/// for `sleep_window` (Hystrix tests `now > opened + sleep` in milliseconds;
-/// here the probe is allowed from `opened + sleep` on, one nanosecond
-/// earlier). Then exactly one probe is let through and later
+/// for `sleep_window` and let through strictly after it, as Hystrix tests
+/// `now > opened + sleep` (here in nanoseconds, there in milliseconds).
+/// Then exactly one probe is let through and later
 /// callers are rejected while it runs; its success closes the breaker and
 /// clears the window, its failure reopens it with a new sleep window.
 ///
@@ -755,7 +772,7 @@ impl Breaker {
     /// the open duration ended; otherwise at `now`, as resilience4j only
     /// moves on the next call.
     pub fn poll(&mut self, now: SimTime) {
-        if self.state == BreakerState::Open && now >= self.open_until {
+        if self.state == BreakerState::Open && now >= self.config.kind.half_open_from(self.open_until) {
             let at = match &self.config.kind {
                 BreakerKind::CountWindow(c) if c.automatic_half_open => self.open_until,
                 _ => now,
@@ -781,7 +798,9 @@ impl Breaker {
         self.poll(now);
         let result = match self.state {
             BreakerState::Closed | BreakerState::Disabled => Ok(Permit { generation: self.generation, probe: false }),
-            BreakerState::Open => Err(BreakerRejected { retry_after: self.open_until - now }),
+            BreakerState::Open => {
+                Err(BreakerRejected { retry_after: self.config.kind.half_open_from(self.open_until) - now })
+            }
             BreakerState::ForcedOpen => Err(BreakerRejected { retry_after: SimDuration::MAX }),
             BreakerState::HalfOpen => {
                 if self.probes_admitted < self.probes_max() {
