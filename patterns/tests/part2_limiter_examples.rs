@@ -138,11 +138,16 @@ fn fixed_window_admits_twice_the_limit_across_a_boundary() {
     // The counter weighs the previous window by 999/1000 of it: 9.99 of 10
     // used, so nothing fits either.
     assert_eq!(counter_after, 0);
-    // The log frees a slot exactly one second after each admission.
+    // The log frees a slot one nanosecond after a second has passed since
+    // each admission: as in `limits`' moving window, an admission exactly
+    // one window ago still counts.
+    let one_ns = SimDuration::from_nanos(1);
     assert_eq!(
         log.try_acquire(ms(1_001), 1),
-        Decision::Denied { retry_after: SimDuration::from_millis(998), remaining: 0 }
+        Decision::Denied { retry_after: SimDuration::from_millis(998) + one_ns, remaining: 0 }
     );
+    assert!(!log.try_acquire(ms(1_999), 1).is_allowed());
+    assert_eq!(burst_at(&mut log, ms(1_999) + one_ns, 20), 10);
 }
 
 #[test]

@@ -140,8 +140,9 @@ proptest! {
         let ts = times(&ops, w);
         let config = RateLimiterConfig::SlidingLog { limit: Limit::new(count, SimDuration::from_nanos(w)) };
         let trace = check(config, &ts, &ops, |admitted, now, permits| {
-            // A permit admitted at t counts while now < t + w.
-            let live = |at: SimTime| sum(admitted, |t| t.as_nanos() + w > at.as_nanos());
+            // A permit admitted at t counts while now <= t + w (`limits`'
+            // moving window keeps entries with atime >= now - expiry).
+            let live = |at: SimTime| sum(admitted, |t| t.as_nanos() + w >= at.as_nanos());
             let used = live(now);
             if used + permits <= count {
                 return Decision::Allowed { remaining: count - used - permits };
@@ -149,20 +150,20 @@ proptest! {
             if permits > count {
                 return Decision::Denied { retry_after: SimDuration::MAX, remaining: count - used };
             }
-            // The first expiry instant at which the request fits.
+            // The first instant, just after an expiry, at which the request fits.
             let at = admitted
                 .iter()
-                .map(|&(t, _)| t.as_nanos() + w)
+                .map(|&(t, _)| t.as_nanos() + w + 1)
                 .filter(|&e| e > now.as_nanos())
                 .filter(|&e| live(SimTime::from_nanos(e)) + permits <= count)
                 .min()
                 .expect("everything expires eventually");
             Decision::Denied { retry_after: SimDuration::from_nanos(at - now.as_nanos()), remaining: count - used }
         });
-        // Exact: every sliding window (t - w, t] holds at most `count`.
+        // Exact: every closed sliding window [t - w, t] holds at most `count`.
         let admitted: Vec<_> = trace.iter().filter(|x| x.2.is_allowed()).map(|x| (x.0, x.1)).collect();
         for &(t, _) in &admitted {
-            prop_assert!(sum(&admitted, |s| s <= t && s.as_nanos() + w > t.as_nanos()) <= count);
+            prop_assert!(sum(&admitted, |s| s <= t && s.as_nanos() + w >= t.as_nanos()) <= count);
         }
     }
 

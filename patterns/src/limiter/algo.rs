@@ -156,7 +156,7 @@ impl Algo {
             (Algo::SlidingLog { window, .. }, State::Log { times, head, len }) => {
                 *len == 0 || {
                     let newest = (*head as usize + *len as usize - 1) % times.len();
-                    times[newest].saturating_add(*window) <= now
+                    times[newest].saturating_add(*window) < now
                 }
             }
             (Algo::TokenBucket(rate), State::Bucket { credit, last }) => {
@@ -342,8 +342,10 @@ fn sliding_window(
     Decision::Denied { retry_after: duration(at - now_ns), remaining }
 }
 
-/// A request counts while `now < t + window`, i.e. the log holds the
-/// admissions of the half-open interval `(now − window, now]`.
+/// A request counts while `now <= t + window`, i.e. the log holds the
+/// admissions of the closed interval `[now − window, now]`, as `limits`'
+/// moving window does (it refuses while the blocking entry has
+/// `atime >= now - expiry`).
 #[inline]
 fn sliding_log(
     limit: u32,
@@ -354,7 +356,7 @@ fn sliding_log(
     now: SimTime,
     permits: u32,
 ) -> Decision {
-    while *len > 0 && times[*head as usize].saturating_add(window) <= now {
+    while *len > 0 && times[*head as usize].saturating_add(window) < now {
         *head = if *head + 1 == limit { 0 } else { *head + 1 };
         *len -= 1;
     }
@@ -371,10 +373,11 @@ fn sliding_log(
         return Decision::Denied { retry_after: SimDuration::MAX, remaining };
     }
     // The oldest `len + permits − limit` entries must leave first; the last
-    // of them leaves at its time plus the window.
+    // of them leaves one nanosecond after its time plus the window.
     let leaving = *len + permits - limit;
     let last_leaving = times[((*head + leaving - 1) % limit) as usize];
-    Decision::Denied { retry_after: last_leaving.saturating_add(window).saturating_duration_since(now), remaining }
+    let free_at = last_leaving.saturating_add(window).saturating_add(SimDuration::from_nanos(1));
+    Decision::Denied { retry_after: free_at.saturating_duration_since(now), remaining }
 }
 
 #[inline]

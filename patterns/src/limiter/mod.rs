@@ -90,9 +90,10 @@ pub enum RateLimiterConfig {
         /// Permits per window.
         limit: Limit,
     },
-    /// At most `limit.count` permits in every half-open interval of length
-    /// `period`, exactly. Keeps one timestamp per permit, so `count` is
-    /// capped at [`SLIDING_LOG_COUNT_MAX`].
+    /// At most `limit.count` permits in every closed interval
+    /// `[now − period, now]`, exactly, as the `limits` package's moving
+    /// window counts. Keeps one timestamp per permit, so `count` is capped
+    /// at [`SLIDING_LOG_COUNT_MAX`].
     SlidingLog {
         /// Permits per sliding window.
         limit: Limit,
