@@ -692,9 +692,13 @@ impl Policy {
         self.bulkhead.as_ref().is_some_and(|b| b.config().queue_capacity() > 0)
     }
 
-    /// Gives a bulkhead slot back; a queued call may take it.
+    /// Gives a bulkhead slot back; a queued call may take it. Waiters whose
+    /// deadline is `now` have waited their `max_wait` out and leave the
+    /// queue first, so the slot goes to one still in time (their own wake,
+    /// at that same instant, rejects them).
     fn leave_bulkhead(&mut self, now: SimTime, permit: bulkhead::Permit) {
         let bulkhead = self.bulkhead.as_mut().expect("a permit comes from the bulkhead");
+        while bulkhead.expire(now).is_some() {}
         if let Some(promoted) = bulkhead.exit(now, permit) {
             self.promoted.push((promoted.waiter, promoted.permit));
             self.promoted_unreported.push_back(promoted.waiter);
@@ -727,9 +731,9 @@ impl Policy {
                 }
             };
         }
+        // Still waiting, or already expired by a slot freed at its deadline.
         let bulkhead = self.bulkhead.as_mut().expect("a queued call has a bulkhead");
-        let withdrawn = bulkhead.cancel(now, waiter);
-        debug_assert!(withdrawn, "a waiter neither promoted nor waiting");
+        bulkhead.cancel(now, waiter);
         if now >= call.timer.call_deadline().0 {
             self.stats.deadline_exceeded += 1;
             return self.refuse_attempt(now, call, AttemptOutcome::Rejected(Rejection::DeadlineExceeded), rng);
@@ -1196,6 +1200,41 @@ mod tests {
         // Its place is free again: the next call may wait in it.
         let (third, _) = policy.start_call(until, Request::idempotent(3), &mut rng);
         assert!(third.queued_as().is_some());
+    }
+
+    #[test]
+    fn a_slot_freed_at_a_waiters_deadline_goes_to_the_next_waiter() {
+        let mut policy = Policy::new(PolicyConfig {
+            bulkhead: Some(BulkheadConfig::Semaphore(crate::bulkhead::SemaphoreConfig {
+                max_concurrent: 1,
+                queue_capacity: 2,
+                max_wait: secs(1),
+            })),
+            ..PolicyConfig::default()
+        })
+        .unwrap();
+        let mut rng = SimRng::from_seed_u64(1);
+        let t0 = SimTime::ZERO;
+        let (mut first, _) = policy.start_call(t0, Request::idempotent(1), &mut rng);
+        let (mut late, step) = policy.start_call(t0, Request::idempotent(2), &mut rng);
+        assert_eq!(step, Step::Wait { until: t0 + secs(1) });
+        let half = t0 + SimDuration::from_millis(500);
+        let (mut in_time, _) = policy.start_call(half, Request::idempotent(3), &mut rng);
+        let in_time_waiter = in_time.queued_as().expect("waiting");
+        // The slot frees at the exact end of the first waiter's max_wait:
+        // that waiter has waited it out, so the slot goes to the second.
+        let deadline = t0 + secs(1);
+        policy.on_outcome(deadline, &mut first, AttemptOutcome::OK, None, &mut rng);
+        assert_eq!(policy.pop_promoted(), Some(in_time_waiter));
+        assert_eq!(policy.pop_promoted(), None);
+        assert!(matches!(policy.resume(deadline, &mut in_time, &mut rng), Step::Send(_)));
+        // The first waiter's own wake, at the same instant, rejects it.
+        let bulkhead_full = AttemptOutcome::Rejected(Rejection::BulkheadFull);
+        let step = policy.resume(deadline, &mut late, &mut rng);
+        assert_eq!(step, Step::Finish(Finish::Failed { outcome: bulkhead_full, attempts: 0 }));
+        let stats = policy.bulkhead_stats().expect("a bulkhead");
+        assert_eq!((stats.promoted, stats.expired, stats.cancelled), (1, 1, 0));
+        assert_eq!(policy.bulkhead_in_use(), Some(1));
     }
 
     #[test]
