@@ -77,7 +77,7 @@ fn bench_budget(
             for &outcome in outcomes {
                 now += SimDuration::from_millis(1);
                 if budget.try_acquire(now, is_retry, &mut rng).is_ok() {
-                    budget.on_result(now, outcome);
+                    budget.on_result(now, outcome, !outcome.is_success());
                 }
                 is_retry = !outcome.is_success();
             }

@@ -5,11 +5,13 @@
 //! one from a config:
 //!
 //! - [`TokenBucketBudget`], gRPC retry throttling (proposal A6): a token
-//!   count starts at `max_tokens`; each failed attempt costs one token, each
-//!   success earns `token_ratio`; retries are allowed only while the count
-//!   is above `max_tokens / 2`. Tokens are kept in thousandths, as gRPC
+//!   count starts at `max_tokens`; each failed attempt with a retryable
+//!   outcome costs one token, each success earns `token_ratio`; a retry is
+//!   allowed only while the count is above `max_tokens / 2`, checked when
+//!   the retry is decided, before its backoff. Tokens are kept in thousandths, as gRPC
 //!   does, so the arithmetic is exact.
-//! - [`RatioBudget`], Envoy/Finagle style: over a rolling window, retries may
+//! - [`RatioBudget`], Finagle's `RetryBudget` (also tower's and Linkerd's;
+//!   not Envoy's, which caps concurrent retries): over a rolling window, retries may
 //!   be at most `ratio` of the first attempts, plus a floor of
 //!   `retries_per_sec_min` per second so that quiet clients can still retry.
 //!   Convention: **ratio = retries / first attempts** in the window; 0.2
@@ -37,7 +39,7 @@
 //! let mut rng = SimRng::from_seed_u64(0);
 //! let now = SimTime::ZERO;
 //! for _ in 0..5 {
-//!     budget.on_result(now, AttemptOutcome::Status(503));
+//!     budget.on_result(now, AttemptOutcome::Status(503), true);
 //! }
 //! // 10 - 5 = 5 tokens, not above 10 / 2: retries are throttled.
 //! assert!(budget.try_acquire(now, true, &mut rng).is_err());
@@ -52,20 +54,6 @@ use stormglass_core::time::{SimDuration, SimTime};
 use crate::breaker::RollingCounts;
 use crate::error::{ConfigError, ensure};
 use crate::outcome::{AttemptOutcome, Rejection};
-
-/// How a budget counts one attempt's outcome.
-fn is_failure(outcome: AttemptOutcome) -> Option<bool> {
-    match outcome {
-        AttemptOutcome::Status(s) if s < 400 => Some(false),
-        // gRPC counts only failures with a retryable status (or pushback);
-        // here: 5xx, 429 and network failures.
-        AttemptOutcome::Status(s) if s >= 500 || s == 429 => Some(true),
-        AttemptOutcome::Status(_) => None,
-        AttemptOutcome::Timeout | AttemptOutcome::ConnectionRefused | AttemptOutcome::ConnectionReset => Some(true),
-        // Never sent: tells nothing about the dependency.
-        AttemptOutcome::Rejected(_) => None,
-    }
-}
 
 /// gRPC retry throttling. Defaults: `max_tokens` 10, `token_ratio` 0.1
 /// (values from the A6 proposal's example).
@@ -318,7 +306,7 @@ impl AdaptiveThrottle {
 pub enum BudgetConfig {
     /// gRPC retry throttling.
     TokenBucket(TokenBucketConfig),
-    /// Envoy/Finagle ratio budget.
+    /// Finagle-style ratio budget.
     Ratio(RatioConfig),
     /// SRE adaptive throttling.
     Adaptive(AdaptiveConfig),
@@ -353,7 +341,7 @@ impl BudgetConfig {
 pub enum RetryBudget {
     /// gRPC retry throttling.
     TokenBucket(TokenBucketBudget),
-    /// Envoy/Finagle ratio budget.
+    /// Finagle-style ratio budget.
     Ratio(RatioBudget),
     /// SRE adaptive throttling.
     Adaptive(AdaptiveThrottle),
@@ -399,19 +387,25 @@ impl RetryBudget {
         if allowed { Ok(()) } else { Err(Rejection::Throttled) }
     }
 
-    /// Reports an attempt's outcome.
+    /// Reports an attempt's outcome; `retryable` says whether the call's
+    /// retry policy retries such an outcome ([`RetryOn::retryable`]).
     ///
-    /// Token bucket: 2xx/3xx earn `token_ratio`; 5xx, 429, timeouts and
-    /// connection failures cost one token; other 4xx and local rejections
-    /// change nothing (gRPC counts only retryable failures). Adaptive: an
-    /// accept is any status but 429 and 503. The ratio budget counts sends
-    /// only, so it ignores outcomes.
-    pub fn on_result(&mut self, now: SimTime, outcome: AttemptOutcome) {
+    /// Token bucket: 2xx/3xx earn `token_ratio`; a failure costs one token
+    /// only if it is retryable, as gRPC records only failures whose status
+    /// is in the retry policy's `retryableStatusCodes`; other failures and
+    /// local rejections change nothing. Adaptive: an accept is any status
+    /// but 429 and 503. The ratio budget counts sends only, so it ignores
+    /// outcomes.
+    ///
+    /// [`RetryOn::retryable`]: crate::retry::RetryOn::retryable
+    pub fn on_result(&mut self, now: SimTime, outcome: AttemptOutcome, retryable: bool) {
         match self {
-            RetryBudget::TokenBucket(b) => match is_failure(outcome) {
-                Some(true) => b.record_failure(),
-                Some(false) => b.record_success(),
-                None => {}
+            RetryBudget::TokenBucket(b) => match outcome {
+                AttemptOutcome::Status(s) if s < 400 => b.record_success(),
+                // Never sent: tells nothing about the dependency.
+                AttemptOutcome::Rejected(_) => {}
+                _ if retryable => b.record_failure(),
+                _ => {}
             },
             RetryBudget::Ratio(_) => {}
             RetryBudget::Adaptive(t) => {

@@ -11,10 +11,12 @@
 //! - the **rate limiter** admits the call once, before anything else;
 //! - the **total timeout** (and a propagated deadline) bounds the call across
 //!   all its attempts;
-//! - the **retry** loop decides after each attempt; its **budget** is asked
-//!   before every attempt; a retry budget's refusal ends the call with the
-//!   failure being retried (gRPC, Envoy and Finagle return the last answer),
-//!   adaptive throttling's with a local rejection;
+//! - the **retry** loop decides after each attempt. A retry **budget** (gRPC
+//!   throttling, the ratio budget) is asked when a retry is decided, before
+//!   its backoff, and its refusal ends the call at once with the failure
+//!   being retried (gRPC and Finagle return the last answer); adaptive
+//!   throttling is asked before every attempt, and its refusal ends the
+//!   call with a local rejection;
 //! - each attempt asks the **breaker**, then the **bulkhead** (waiting in its
 //!   queue, if it has one, for at most `max_wait` and the call's deadline),
 //!   and runs under the **attempt timeout** (and the connect / read phases),
@@ -388,9 +390,6 @@ pub struct Call {
     bulkhead_permit: Option<bulkhead::Permit>,
     /// Holds a concurrency-limiter permit until the call ends.
     holds_rate_permit: bool,
-    /// The outcome the retry loop is retrying, between its decision and the
-    /// next attempt: what the call ends with if the budget refuses it.
-    retrying: Option<AttemptOutcome>,
 }
 
 impl Call {
@@ -630,7 +629,6 @@ impl Policy {
             breaker_permit: None,
             bulkhead_permit: None,
             holds_rate_permit: false,
-            retrying: None,
         }
     }
 
@@ -782,7 +780,7 @@ impl Policy {
             breaker.on_result(now, permit, outcome, latency, rng);
         }
         if let Some(budget) = self.budget.as_mut() {
-            budget.on_result(now, outcome);
+            budget.on_result(now, outcome, self.retry.config().retry_on.retryable(outcome));
         }
         self.decide(now, call, outcome, retry_after, rng)
     }
@@ -808,8 +806,20 @@ impl Policy {
                 Step::Finish(Finish::Success { attempts: call.attempts_sent })
             }
             RetryDecision::Retry { delay } => {
+                if call.attempts_sent > 0
+                    && let Some(budget) = self.budget.as_mut()
+                    && !budget.rejects_attempts()
+                    && budget.try_acquire(now, true, rng).is_err()
+                {
+                    // As gRPC (which checks its throttle as it decides to
+                    // retry) and Finagle (which withdraws from its budget
+                    // before scheduling the retry): the retry is not sent
+                    // and the call ends now with the failure it would have
+                    // retried, instead of after a backoff for nothing.
+                    self.stats.throttled += 1;
+                    return self.finish_failed(now, call, outcome);
+                }
                 call.phase = CallPhase::BackingOff;
-                call.retrying = Some(outcome);
                 Step::Wait { until: now + delay }
             }
             // The last attempt's outcome is what the caller saw, whatever
@@ -823,21 +833,17 @@ impl Policy {
         call.phase = CallPhase::InAttempt;
         call.attempt_started = now;
         let is_retry = call.attempts_sent > 0;
-        let retrying = call.retrying.take();
+        // A retry budget granted this retry when it was decided (see
+        // `decide`); a first attempt, and every attempt under adaptive
+        // throttling, asks now.
         if let Some(budget) = self.budget.as_mut()
+            && (budget.rejects_attempts() || !is_retry)
             && let Err(rejection) = budget.try_acquire(now, is_retry, rng)
         {
-            self.stats.throttled += 1;
             // A throttled attempt ends the call: retrying it would spend the
-            // budget it was refused. A retry budget's refusal means the retry
-            // is not sent, and the call ends with the failure it was retrying
-            // (see `RetryBudget::rejects_attempts`); adaptive throttling
-            // rejects the attempt itself.
-            let outcome = match retrying {
-                Some(previous) if !budget.rejects_attempts() => previous,
-                _ => AttemptOutcome::Rejected(rejection),
-            };
-            return self.finish_failed(now, call, outcome);
+            // budget it was refused.
+            self.stats.throttled += 1;
+            return self.finish_failed(now, call, AttemptOutcome::Rejected(rejection));
         }
         let deadline = match call.timer.start_attempt(now) {
             Ok(deadline) => deadline,
@@ -1134,11 +1140,44 @@ mod tests {
         let Finish::Fallback { record, outcome, attempts, .. } = finish else { panic!("{finish:?}") };
         assert_eq!((record.reason, outcome, attempts), (FallbackReason::Error, AttemptOutcome::Status(503), 2));
         assert_eq!(policy.stats().throttled, 1);
+        // The refused retry ends the call when it is decided, after one
+        // backoff (before the second attempt), not after a second one.
+        assert_eq!(now, SimTime::ZERO + SimDuration::from_millis(100));
 
         let config: PolicyConfig = ron::from_str(&text("(kind: \"fail\")")).unwrap();
         let mut policy = Policy::new(config).unwrap();
         let finish = drive(&mut policy, &mut now, AttemptOutcome::ConnectionRefused, &mut rng);
         assert_eq!(finish, Finish::Failed { outcome: AttemptOutcome::ConnectionRefused, attempts: 2 });
+    }
+
+    #[test]
+    fn grpc_throttling_counts_only_the_failures_the_policy_retries() {
+        // 503s are not retried here, so they cost no token (gRPC records only
+        // failures with a retryable status): after two of them the bucket is
+        // still full, and a refused connection (3 -> 2 tokens, above 3 / 2)
+        // is retried.
+        let config: PolicyConfig = ron::from_str(
+            r#"(
+                retry: Some((
+                    backoff: fixed(delay: "100ms"),
+                    stop: (attempts_max: Some(2)),
+                    retry_on: (server_errors: false, statuses: []),
+                )),
+                budget: Some(token_bucket((max_tokens: 3, token_ratio: 0.1))),
+            )"#,
+        )
+        .unwrap();
+        let mut policy = Policy::new(config).unwrap();
+        let mut rng = SimRng::from_seed_u64(1);
+        let mut now = SimTime::ZERO;
+        for _ in 0..2 {
+            let finish = drive(&mut policy, &mut now, AttemptOutcome::Status(503), &mut rng);
+            assert_eq!(finish, Finish::Failed { outcome: AttemptOutcome::Status(503), attempts: 1 });
+        }
+        let refused = AttemptOutcome::ConnectionRefused;
+        let finish = drive(&mut policy, &mut now, refused, &mut rng);
+        assert_eq!(finish, Finish::Failed { outcome: refused, attempts: 2 });
+        assert_eq!(policy.stats().throttled, 0);
     }
 
     /// One slot and one place in the queue, waiting at most 1 s

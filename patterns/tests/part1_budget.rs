@@ -7,7 +7,7 @@ use stormglass_patterns::budget::{
     AdaptiveConfig, AdaptiveThrottle, BudgetConfig, RatioBudget, RatioConfig, RetryBudget, TokenBucketBudget,
     TokenBucketConfig, sre_reject_probability,
 };
-use stormglass_patterns::retry::{Backoff, Idempotency, RetryConfig, RetryDecision, RetryPolicy, StopConfig};
+use stormglass_patterns::retry::{Backoff, Idempotency, RetryConfig, RetryDecision, RetryOn, RetryPolicy, StopConfig};
 use stormglass_patterns::{AttemptOutcome, Rejection};
 
 fn grpc(max_tokens: u32, token_ratio: f64) -> RetryBudget {
@@ -38,7 +38,7 @@ fn grpc_throttling_exactly_five_attempts_before_throttling() {
             }
             attempts += 1;
             let outcome = AttemptOutcome::Status(503);
-            budget.on_result(now, outcome);
+            budget.on_result(now, outcome, policy.config().retry_on.retryable(outcome));
             match policy.on_attempt(&mut state, now, outcome, None, &mut rng) {
                 RetryDecision::Retry { .. } => is_retry = true,
                 _ => break,
@@ -74,12 +74,17 @@ fn grpc_throttling_needs_51_successes_to_recover_from_zero() {
 fn grpc_counts_only_failures_that_matter() {
     let mut b = grpc(2, 1.0);
     let mut rng = SimRng::from_seed_u64(0);
-    // 4xx and local rejections neither cost nor earn.
-    for o in [AttemptOutcome::Status(404), AttemptOutcome::Rejected(Rejection::BulkheadFull)] {
-        b.on_result(SimTime::ZERO, o);
+    // As gRPC records only failures with a retryable status: a 503 that the
+    // retry policy does not retry, a 404 and a local rejection neither cost
+    // nor earn.
+    let retry_on = RetryOn { server_errors: false, statuses: vec![], ..RetryOn::default() };
+    let outcomes =
+        [AttemptOutcome::Status(503), AttemptOutcome::Status(404), AttemptOutcome::Rejected(Rejection::BulkheadFull)];
+    for o in outcomes {
+        b.on_result(SimTime::ZERO, o, retry_on.retryable(o));
     }
     assert!(b.try_acquire(SimTime::ZERO, true, &mut rng).is_ok());
-    b.on_result(SimTime::ZERO, AttemptOutcome::Timeout);
+    b.on_result(SimTime::ZERO, AttemptOutcome::Timeout, retry_on.retryable(AttemptOutcome::Timeout));
     assert!(b.try_acquire(SimTime::ZERO, true, &mut rng).is_err(), "1 token is not above 2 / 2");
 }
 

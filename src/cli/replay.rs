@@ -38,6 +38,7 @@ use stormglass_patterns::AttemptOutcome;
 use stormglass_patterns::breaker::{Breaker, BreakerConfig, BreakerState, Permit};
 use stormglass_patterns::budget::{BudgetConfig, RetryBudget};
 use stormglass_patterns::limiter::{Decision, KeyedLimiter, KeyedLimiterConfig, RateLimiter, RateLimiterConfig};
+use stormglass_patterns::retry::RetryOn;
 
 use super::{Failure, print_stdout};
 
@@ -335,7 +336,11 @@ fn finish(
         (Pending::Release, Replayer::Keyed(l)) => {
             l.release(&call.key, 1);
         }
-        (Pending::Budget, Replayer::Budget(b)) => b.on_result(end, call.outcome),
+        (Pending::Budget, Replayer::Budget(b)) => {
+            // The log names no retry policy: failures count as the default
+            // one retries them (5xx, 429, timeouts, connection errors).
+            b.on_result(end, call.outcome, RetryOn::default().retryable(call.outcome))
+        }
         _ => return,
     }
     let state = state_word(replayer);
