@@ -327,8 +327,10 @@ impl Backoff {
     }
 }
 
-/// Uniform in `[lo, hi]` at nanosecond resolution, drawn from the 53-bit
-/// float so one draw is used per call whatever the interval.
+/// Uniform in `[lo, hi)` at nanosecond resolution, as tenacity's
+/// `min + random() * (max - min)`, drawn from the 53-bit float so one draw
+/// is used per call whatever the interval (float rounding may reach `hi`
+/// itself on spans beyond 2^53 ns, hence the clamp).
 fn between<R: rand_core::Rng + ?Sized>(lo: SimDuration, hi: SimDuration, rng: &mut R) -> SimDuration {
     let span = hi.saturating_sub(lo);
     let u = uniform01(rng);
@@ -539,6 +541,8 @@ pub struct RetryState {
     idempotency: Idempotency,
     /// Attempts whose outcome has been reported.
     attempts_count: u32,
+    /// The last backoff drawn (before a `retry_after` hint raised it), for
+    /// decorrelated jitter.
     previous_delay: SimDuration,
     /// Sum of the delays handed out so far.
     waited_total: SimDuration,
@@ -609,10 +613,12 @@ impl RetryPolicy {
     ) -> RetryDecision {
         debug_assert!(!state.finished, "on_attempt after the call finished");
         state.attempts_count = state.attempts_count.saturating_add(1);
-        let decision = self.decide(state, now, outcome, retry_after, rng);
+        let (decision, backoff) = self.decide(state, now, outcome, retry_after, rng);
         match decision {
             RetryDecision::Retry { delay } => {
-                state.previous_delay = delay;
+                // Decorrelated jitter goes on from its own draw, not from a
+                // server's `retry_after` that outlasted it.
+                state.previous_delay = backoff;
                 state.waited_total += delay;
             }
             RetryDecision::Done | RetryDecision::GiveUp { .. } => state.finished = true,
@@ -621,6 +627,8 @@ impl RetryPolicy {
         decision
     }
 
+    /// The decision, and the backoff drawn for a retry (before a
+    /// `retry_after` hint raised it).
     fn decide<R: rand_core::Rng + ?Sized>(
         &self,
         state: &RetryState,
@@ -628,10 +636,10 @@ impl RetryPolicy {
         outcome: AttemptOutcome,
         retry_after: Option<SimDuration>,
         rng: &mut R,
-    ) -> RetryDecision {
-        let give_up = |reason| RetryDecision::GiveUp { reason };
+    ) -> (RetryDecision, SimDuration) {
+        let give_up = |reason| (RetryDecision::GiveUp { reason }, SimDuration::ZERO);
         if outcome.is_success() {
-            return RetryDecision::Done;
+            return (RetryDecision::Done, SimDuration::ZERO);
         }
         if !self.config.retry_on.retryable(outcome) {
             return give_up(GiveUpReason::NotRetryable);
@@ -660,7 +668,7 @@ impl RetryPolicy {
         {
             return give_up(GiveUpReason::DeadlineExceeded);
         }
-        RetryDecision::Retry { delay }
+        (RetryDecision::Retry { delay }, backoff)
     }
 
     /// The one place the retry invariants are checked (debug builds).

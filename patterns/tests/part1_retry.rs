@@ -90,6 +90,30 @@ fn decorrelated_jitter_feeds_on_the_previous_delay() {
 }
 
 #[test]
+fn decorrelated_jitter_goes_on_from_its_own_draw_after_a_retry_after_hint() {
+    // AWS's `sleep = min(cap, uniform(base, 3 * sleep))` carries the jitter's
+    // own last draw: a server's 20 s `retry_after` floors that one delay but
+    // must not become the next draw's base.
+    let p = policy(
+        Backoff::Decorrelated { base: ms(100), max: secs(60) },
+        StopConfig { attempts_max: Some(10), ..StopConfig::default() },
+    );
+    for seed in 0..20 {
+        let mut rng = SimRng::from_seed_u64(seed);
+        let mut s = p.start(SimTime::ZERO, Idempotency::Idempotent, None);
+        let first = p.on_attempt(&mut s, SimTime::ZERO, AttemptOutcome::Status(503), Some(secs(20)), &mut rng);
+        assert_eq!(first, RetryDecision::Retry { delay: secs(20) });
+        // The first draw is at most 3 x 100 ms, so the second at most 900 ms.
+        let RetryDecision::Retry { delay } =
+            p.on_attempt(&mut s, SimTime::ZERO + secs(20), AttemptOutcome::Status(503), None, &mut rng)
+        else {
+            panic!("seed {seed}: a second retry")
+        };
+        assert!(delay >= ms(100) && delay <= ms(900), "seed {seed}: {delay}");
+    }
+}
+
+#[test]
 fn proportional_jitter_is_grpc_plus_minus_20_percent() {
     let b = Backoff::Proportional { initial: secs(1), multiplier: 1.6, max: secs(120), jitter_ratio: 0.2 };
     let mut rng = SimRng::from_seed_u64(6);
