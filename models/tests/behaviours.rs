@@ -865,3 +865,36 @@ fn the_in_flight_limit_ends_a_runaway_with_an_error_naming_it() {
     let err = run(&s).unwrap_err().to_string();
     assert!(err.contains("limits.in_flight_max"), "{err}");
 }
+
+#[test]
+fn a_long_queue_of_requests_that_fail_at_once_drains_without_deep_recursion() {
+    // One worker holds the first request for the 1 s read timeout of a hung
+    // dependency while 100 000 more queue up; the timeout opens the breaker,
+    // and every queued request then fails at once (circuit open) as it gets
+    // the worker. Each such finish frees the worker again: draining the
+    // queue must loop, not nest a call per request (which overflowed the
+    // stack, aborting the process, from a valid scenario).
+    let text = r#"(
+        name: "drain", seed: 1, duration: "1500ms", drain: "5s",
+        links: (default: (latency: Constant(value: "0s"))),
+        services: {
+            "api": (execution: thread_pool(workers: 1, queue_capacity: 200000),
+                    routes: { "r": (steps: [call((dependency: "d", route: "x"))]) },
+                    dependencies: { "d": (service: "db", policy: (
+                        timeout: (connect: None, read: "1s", write: None, pool: None),
+                        breaker: (kind: consecutive((failure_threshold: 1, recovery_timeout: "60s"))),
+                    )) }),
+            "db": (execution: thread_pool(workers: 10), routes: { "x": (steps: [compute(Constant(value: "1ms"))]) }),
+        },
+        clients: [(name: "users", target: "api", rate: constant(rps: 100000.0), routes: [(route: "r")])],
+        faults: [(target: "db", from: "0s", until: "10s", kind: hang)],
+    )"#;
+    let scenario = Scenario::from_ron(text).unwrap_or_else(|e| panic!("{e}"));
+    let r = run(&scenario).unwrap();
+    let route = &r.routes["r"];
+    assert!(route.arrivals > 140_000, "{}", route.arrivals);
+    // All but the first end in the open breaker; nothing is lost.
+    let open = route.failed.get(&Cause::CircuitOpen).copied().unwrap_or(0);
+    assert!(open >= 99_000, "{:?}", route.failed);
+    assert_eq!(route.ok + route.failed.values().sum::<u64>(), route.arrivals);
+}

@@ -111,6 +111,7 @@ impl World {
                     .map(|_| Replica {
                         busy: 0,
                         queue: VecDeque::new(),
+                        draining: false,
                         outstanding: 0,
                         crashed: 0,
                         hung: 0,

@@ -77,7 +77,23 @@ impl World {
     }
 
     /// Starts queued requests while workers are free.
+    ///
+    /// Not re-entrant: a request started here may finish at once (its call
+    /// refused by an open breaker, say) and free its worker, which calls
+    /// back here. That nested call returns at once and this loop, which
+    /// looks at the free workers again, starts the next request, so
+    /// draining a long queue takes a loop, not a stack frame per request.
     pub(super) fn start_waiting(&mut self, ctx: &mut Context<'_, Event>, service: usize, replica: usize) {
+        let rep = &mut self.services[service].replicas[replica];
+        if rep.draining {
+            return;
+        }
+        rep.draining = true;
+        self.drain_queue(ctx, service, replica);
+        self.services[service].replicas[replica].draining = false;
+    }
+
+    fn drain_queue(&mut self, ctx: &mut Context<'_, Event>, service: usize, replica: usize) {
         let now = ctx.now();
         loop {
             let s = &mut self.services[service];
