@@ -248,7 +248,8 @@ pub enum Balancer {
     RoundRobin,
     /// Uniformly at random.
     Random,
-    /// The replica with the fewest requests in flight (lowest index on ties).
+    /// The replica with the fewest requests in flight, ties broken at random
+    /// (Envoy's least-request with a full scan).
     LeastOutstanding,
     /// Two at random, the one with fewer in flight.
     PowerOfTwo,

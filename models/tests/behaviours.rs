@@ -898,3 +898,23 @@ fn a_long_queue_of_requests_that_fail_at_once_drains_without_deep_recursion() {
     assert!(open >= 99_000, "{:?}", route.failed);
     assert_eq!(route.ok + route.failed.values().sum::<u64>(), route.arrivals);
 }
+
+#[test]
+fn least_outstanding_breaks_ties_at_random_so_a_fault_on_any_replica_shows_alike() {
+    // At 10 req/s and 1 ms of work every replica is idle at each arrival:
+    // all are tied. A crash of replica 0 or of replica 1 must then refuse
+    // about a third of the window's ~100 arrivals either way (with ties to
+    // the lowest index, replica 0 took everything: 126 refused against 2).
+    let refused = |replica: u32| {
+        let api = r#"(execution: thread_pool(workers: 1, queue_capacity: 10), replicas: 3,
+            balancer: least_outstanding, routes: { "r": (steps: [compute(Constant(value: "1ms"))]) })"#;
+        let crash = format!(r#"(target: "api", replica: {replica}, from: "5s", until: "15s", kind: crash)"#);
+        let r = run(&scenario(10.0, api, "", &crash, "()")).unwrap();
+        r.services["api"].refused_by_crash
+    };
+    let (first, second) = (refused(0), refused(1));
+    // A third of ~100, with binomial noise (sd ~5 per run).
+    for n in [first, second] {
+        assert!((15..55).contains(&n), "refused {first} (replica 0) and {second} (replica 1)");
+    }
+}

@@ -302,7 +302,14 @@ pub(super) fn choose_replica(service: &mut Service) -> u32 {
         }
         Balancer::Random => service.balancer_rng.below(n) as u32,
         Balancer::LeastOutstanding => {
-            (0..n as usize).min_by_key(|&i| (service.replicas[i].outstanding, i)).unwrap_or(0) as u32
+            // Ties are broken at random, as Envoy's full-scan least-request
+            // does: below saturation every replica has nothing outstanding,
+            // and the lowest index would take all the traffic.
+            let least = service.replicas.iter().map(|r| r.outstanding).min().unwrap_or(0);
+            let tied = service.replicas.iter().filter(|r| r.outstanding == least).count() as u64;
+            let pick = if tied > 1 { service.balancer_rng.below(tied) as usize } else { 0 };
+            service.replicas.iter().enumerate().filter(|(_, r)| r.outstanding == least).nth(pick).map_or(0, |(i, _)| i)
+                as u32
         }
         Balancer::PowerOfTwo => {
             let a = service.balancer_rng.below(n) as usize;
