@@ -127,7 +127,8 @@ pub struct RouteReport {
     pub in_flight_at_end: u64,
     /// (ok + degraded) / arrivals.
     pub availability: f64,
-    /// Over requests that ended in the fault windows: good / (good + failed).
+    /// Over requests that ended in the fault windows (the buckets some fault
+    /// touches, not the healthy time between faults): good / (good + failed).
     pub availability_during_faults: Option<f64>,
     /// Answers (ok + degraded) per second over the duration.
     pub goodput_rps: f64,

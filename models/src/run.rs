@@ -237,6 +237,19 @@ fn edge_report<'a>(
     }
 }
 
+/// Which buckets some fault window `[from, until)` touches: the healthy
+/// time between two faults is not "during faults".
+fn fault_buckets(faults: &[FaultWindow], buckets: Buckets) -> Vec<bool> {
+    let mut in_faults = vec![false; buckets.count];
+    for fault in faults.iter().filter(|f| f.from < f.until) {
+        let last = buckets.index(fault.until.saturating_sub(SimDuration::from_nanos(1)));
+        for flag in &mut in_faults[buckets.index(fault.from)..=last] {
+            *flag = true;
+        }
+    }
+    in_faults
+}
+
 fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u64) -> Report {
     let buckets = world.buckets;
     let faults: Vec<FaultWindow> = scenario
@@ -250,6 +263,7 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
         })
         .collect();
     let fault_span = faults.iter().map(|f| f.from).min().zip(faults.iter().map(|f| f.until).max());
+    let in_faults = fault_buckets(&faults, buckets);
     let duration_secs = scenario.duration.as_secs_f64();
 
     let mut routes = BTreeMap::new();
@@ -269,12 +283,13 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
             let good = series.ok.total() + series.degraded.total();
             let goodput: Vec<u64> =
                 series.ok.counts().iter().zip(series.degraded.counts()).map(|(a, b)| a + b).collect();
-            // Over the requests that ended in the fault window: good / ended.
-            let availability_during_faults = fault_span.map(|(from, until)| {
-                let (first, last) =
-                    (buckets.index(from), buckets.index(until.saturating_sub(SimDuration::from_nanos(1))));
-                let good: u64 = goodput[first..=last].iter().sum();
-                let failed: u64 = series.failed.iter().map(|f| f.counts()[first..=last].iter().sum::<u64>()).sum();
+            // Over the requests that ended in a fault window: good / ended.
+            let availability_during_faults = fault_span.map(|_| {
+                let within = |counts: &[u64]| -> u64 {
+                    counts.iter().zip(&in_faults).filter(|&(_, &f)| f).map(|(c, _)| c).sum()
+                };
+                let good = within(&goodput);
+                let failed: u64 = series.failed.iter().map(|f| within(f.counts())).sum();
                 round6(if good + failed == 0 { 1.0 } else { good as f64 / (good + failed) as f64 })
             });
             routes.insert(

@@ -918,3 +918,16 @@ fn least_outstanding_breaks_ties_at_random_so_a_fault_on_any_replica_shows_alike
         assert!((15..55).contains(&n), "refused {first} (replica 0) and {second} (replica 1)");
     }
 }
+
+#[test]
+fn availability_during_faults_counts_only_the_fault_windows() {
+    // Two crashes with 9 healthy seconds between them: during the faults
+    // nearly everything is refused. (Averaged over the whole span from the
+    // first start to the last end, the healthy gap made it read 0.70.)
+    let crashes = r#"(target: "api", from: "3s", until: "5s", kind: crash),
+                     (target: "api", from: "14s", until: "16s", kind: crash)"#;
+    let r = run(&scenario(100.0, SIMPLE, "", crashes, "()")).unwrap();
+    let during = r.routes["r"].availability_during_faults.expect("faults ran");
+    assert!(during < 0.1, "{during}");
+    assert!(failed(&r, Cause::Refused) > 300);
+}
