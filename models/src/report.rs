@@ -168,11 +168,16 @@ pub struct ServiceReport {
     pub refused_by_crash: u64,
     /// Requests a hung replica accepted and never answered.
     pub lost_to_hang: u64,
+    /// Requests dropped unanswered because their caller had timed out
+    /// (with `abandon_on_caller_timeout`): with the answered and the lost
+    /// to a hang, every arrival has exactly one end.
+    #[serde(default)]
+    pub abandoned: u64,
     /// Time from arrival to answer.
     pub latency: LatencySummary,
     /// Per-bucket series: arrivals, answered, ok, failed_<cause> (for each
     /// cause that happened), rejected_queue_full, refused_by_crash,
-    /// lost_to_hang, queue_length, busy, latency.
+    /// lost_to_hang, abandoned (only if any), queue_length, busy, latency.
     pub timeline: Timeline,
 }
 

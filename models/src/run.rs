@@ -328,6 +328,10 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
         timeline.insert_counts("rejected_queue_full", &series.rejected_queue_full);
         timeline.insert_counts("refused_by_crash", &series.refused_by_crash);
         timeline.insert_counts("lost_to_hang", &series.lost_to_hang);
+        // Only where callers' timeouts abandon work, as throttled.
+        if series.abandoned.total() > 0 {
+            timeline.insert_counts("abandoned", &series.abandoned);
+        }
         timeline.insert_gauge("queue_length", &series.queue_length, end);
         timeline.insert_gauge("busy", &series.busy, end);
         timeline.insert_latency("latency", &series.latency);
@@ -341,6 +345,7 @@ fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u6
                 rejected_queue_full: series.rejected_queue_full.total(),
                 refused_by_crash: series.refused_by_crash.total(),
                 lost_to_hang: series.lost_to_hang.total(),
+                abandoned: series.abandoned.total(),
                 latency: series.latency.total(),
                 timeline,
             },

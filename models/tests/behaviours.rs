@@ -341,7 +341,7 @@ fn abandoning_the_work_of_callers_who_left_ends_an_overload_with_it() {
         )
     };
     let policy = r#"(timeout: (connect: None, read: "500ms", write: None, pool: None))"#;
-    let ok_by_second = |abandon| {
+    let burst = |abandon| {
         let mut s = scenario(50.0, &api(abandon), "", "", policy);
         s.clients[0].rate = Some(RateProfile::Spike {
             base: 50.0,
@@ -349,9 +349,15 @@ fn abandoning_the_work_of_callers_who_left_ends_an_overload_with_it() {
             at: SimTime::from_secs(5),
             width: SimDuration::from_secs(2),
         });
-        route_counts(&run(&s).unwrap(), "ok")
+        run(&s).unwrap()
     };
-    let (kept, dropped) = (ok_by_second(false), ok_by_second(true));
+    let (kept_run, dropped_run) = (burst(false), burst(true));
+    let (kept, dropped) = (route_counts(&kept_run, "ok"), route_counts(&dropped_run, "ok"));
+    // The dropped work is counted: every arrival is answered or abandoned.
+    let api_report = &dropped_run.services["api"];
+    assert!((300..800).contains(&api_report.abandoned), "abandoned {}", api_report.abandoned);
+    assert_eq!(api_report.arrivals, api_report.answered + api_report.abandoned);
+    assert_eq!(kept_run.services["api"].abandoned, 0);
     // From 1 s after the burst: ~50 answered a second when dropped, ~none
     // while the kept backlog (~6 s of work) drains.
     let after: fn(&[u64]) -> u64 = |ok| ok[8..12].iter().sum();
@@ -798,13 +804,13 @@ fn limits_that_hold_alone_must_hold_together() {
     };
     check_invalid(
         &wide("950000s"),
-        "bucket_width: timelines of 950000 buckets x 608 values (20 services x 28, 1 edges x 28, \
-         1 client routes x 20) = 577600000 cells, more than the 50000000 allowed; widen bucket_width or shorten the run",
+        "bucket_width: timelines of 950000 buckets x 628 values (20 services x 29, 1 edges x 28, \
+         1 client routes x 20) = 596600000 cells, more than the 50000000 allowed; widen bucket_width or shorten the run",
     );
-    // 50000000 / 608 = 82236 buckets fit, one more does not.
-    Scenario::from_ron(&wide("82236s")).unwrap().validate().unwrap();
-    let over = Scenario::from_ron(&wide("82237s")).unwrap().validate().unwrap_err().to_string();
-    assert!(over.contains("= 50000096 cells, more than the 50000000 allowed"), "{over}");
+    // 50000000 / 628 = 79617 buckets fit, one more does not.
+    Scenario::from_ron(&wide("79617s")).unwrap().validate().unwrap();
+    let over = Scenario::from_ron(&wide("79618s")).unwrap().validate().unwrap_err().to_string();
+    assert!(over.contains("= 50000104 cells, more than the 50000000 allowed"), "{over}");
     // Dependencies (edges, as the client is) and client routes count too.
     let edges = r#"(name: "edges", duration: "600000s", drain: "0s",
         services: { "api": (execution: thread_pool(workers: 1), routes: { "r": (steps: []) },
@@ -813,8 +819,8 @@ fn limits_that_hold_alone_must_hold_together() {
         clients: [(name: "u", target: "api", rate: constant(rps: 1.0), routes: [(route: "r"), (route: "r")])])"#;
     check_invalid(
         edges,
-        "bucket_width: timelines of 600000 buckets x 180 values (2 services x 28, 3 edges x 28, \
-         2 client routes x 20) = 108000000 cells, more than the 50000000 allowed; widen bucket_width or shorten the run",
+        "bucket_width: timelines of 600000 buckets x 182 values (2 services x 29, 3 edges x 28, \
+         2 client routes x 20) = 109200000 cells, more than the 50000000 allowed; widen bucket_width or shorten the run",
     );
     // Every member has its own breaker: 100 000 members x 1000 buckets x
     // 24 B is 2.4 GB of windows, though each window alone is allowed.

@@ -148,6 +148,13 @@ fn check_services(scenario: &Scenario, report: &Report) {
         ] {
             assert_eq!(counts(timeline, series).iter().sum::<u64>(), total, "{name}: {series} timeline");
         }
+        if service.abandoned > 0 {
+            assert_eq!(
+                counts(timeline, "abandoned").iter().sum::<u64>(),
+                service.abandoned,
+                "{name}: abandoned timeline"
+            );
+        }
         check_failed_series(name, &service.failed, timeline);
         let failed: u64 = service.failed.values().sum();
         assert_eq!(service.answered, service.ok + failed, "{name}: answers against ok and failed");
@@ -162,17 +169,14 @@ fn check_services(scenario: &Scenario, report: &Report) {
         let hangs = scenario.faults.iter().any(|f| f.target == *name && f.kind == FaultKind::Hang);
         assert!(crashes || service.refused_by_crash == 0, "{name}: refused by a crash it never had");
         assert!(hangs || service.lost_to_hang == 0, "{name}: lost to a hang it never had");
-        let accounted = service.answered + service.lost_to_hang;
+        let accounted = service.answered + service.lost_to_hang + service.abandoned;
         let context = format!(
-            "{name}: {} answered + {} lost to a hang against {} arrivals",
-            service.answered, service.lost_to_hang, service.arrivals
+            "{name}: {} answered + {} lost to a hang + {} abandoned against {} arrivals",
+            service.answered, service.lost_to_hang, service.abandoned, service.arrivals
         );
-        if config.abandon_on_caller_timeout {
-            assert!(accounted <= service.arrivals, "{context}");
-        } else {
-            // Not assert_eq: the message must start with the service's name.
-            assert!(accounted == service.arrivals, "{context}");
-        }
+        // Not assert_eq: the message must start with the service's name.
+        assert!(accounted == service.arrivals, "{context}");
+        assert!(config.abandon_on_caller_timeout || service.abandoned == 0, "{name}: abandoned work it keeps");
         assert!(service.answered <= service.arrivals, "{name}: more answers than arrivals");
 
         // Every attempt of an edge into the service, from a service or a

@@ -240,13 +240,13 @@ pub(crate) struct Service {
     pub(crate) series: ServiceSeries,
 }
 
-/// Timeline cells (8-byte values per bucket) a service's series keep: five
-/// counts, two gauges at three each (a `u128` area and a `u64` max), and a
+/// Timeline cells (8-byte values per bucket) a service's series keep: seven
+/// counts and one per failure cause, two gauges at three each (a `u128` area and a `u64` max), and a
 /// latency summary of seven. Validation multiplies these by the bucket
 /// count to bound timeline memory before a world is built
 /// ([`crate::config::TIMELINE_CELLS_MAX`]): a series added here is counted
 /// there too.
-pub(crate) const SERVICE_CELLS: u64 = 6 + Cause::ALL.len() as u64 + 2 * 3 + LATENCY_CELLS;
+pub(crate) const SERVICE_CELLS: u64 = 7 + Cause::ALL.len() as u64 + 2 * 3 + LATENCY_CELLS;
 /// Timeline cells an edge's series keep: nine counts, one gauge, a failure
 /// count per cause and a latency summary.
 pub(crate) const EDGE_CELLS: u64 = 9 + 3 + Cause::ALL.len() as u64 + LATENCY_CELLS;
@@ -269,6 +269,8 @@ pub(crate) struct ServiceSeries {
     pub(crate) refused_by_crash: CountSeries,
     /// Accepted by a hung replica and never answered.
     pub(crate) lost_to_hang: CountSeries,
+    /// Dropped because the caller had given up (`abandon_on_caller_timeout`).
+    pub(crate) abandoned: CountSeries,
     pub(crate) queue_length: GaugeSeries,
     pub(crate) busy: GaugeSeries,
     pub(crate) latency: LatencySeries,

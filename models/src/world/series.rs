@@ -15,6 +15,7 @@ impl ServiceSeries {
             rejected_queue_full: CountSeries::new(buckets),
             refused_by_crash: CountSeries::new(buckets),
             lost_to_hang: CountSeries::new(buckets),
+            abandoned: CountSeries::new(buckets),
             queue_length: GaugeSeries::new(buckets),
             busy: GaugeSeries::new(buckets),
             latency: LatencySeries::new(buckets),

@@ -113,6 +113,7 @@ impl World {
             if abandon && request.caller_gone && request.step == 0 {
                 // Nobody waits for it: drop it unstarted.
                 self.requests.remove(next.index as usize);
+                self.services[service].series.abandoned.add(now, 1);
                 continue;
             }
             self.run(ctx, next);
@@ -134,6 +135,7 @@ impl World {
             let service = &mut self.services[s];
             if request.caller_gone && service.abandon_on_caller_timeout {
                 self.requests.remove(request_key.index as usize);
+                service.series.abandoned.add(ctx.now(), 1);
                 self.release(ctx, s, r);
                 return;
             }
