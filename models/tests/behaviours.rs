@@ -937,3 +937,28 @@ fn availability_during_faults_counts_only_the_fault_windows() {
     assert!(during < 0.1, "{during}");
     assert!(failed(&r, Cause::Refused) > 300);
 }
+
+#[test]
+fn a_crashed_service_sends_no_more_retries() {
+    // gw calls db, which always answers 503, up to 3 attempts 1 s apart, so
+    // each gw request waits through two backoffs. gw crashes over
+    // [5 s, 10 s): its requests die with it, and so do their calls, as a
+    // dead process sends no retries (before, the backoffs begun before the
+    // crash still sent their retries at 5-7 s). db hears nothing from 6 s
+    // until gw is back (an attempt sent just before 5 s still lands in the 5 s bucket).
+    let extra = r#""db": (execution: thread_pool(workers: 100),
+        routes: { "x": (steps: [compute(Constant(value: "1ms"))], errors: (probability: 1.0, status: 503)) })"#;
+    let gw = r#"(execution: thread_pool(workers: 100, queue_capacity: 100),
+        routes: { "r": (steps: [call((dependency: "d", route: "x"))]) },
+        dependencies: { "d": (service: "db", policy: (
+            retry: (backoff: fixed(delay: "1s"), stop: (attempts_max: 3), retry_on: (server_errors: true))
+        )) })"#;
+    let crash = r#"(target: "api", from: "5s", until: "10s", kind: crash)"#;
+    let r = run(&scenario(20.0, gw, extra, crash, "()")).unwrap();
+    let SeriesData::Counts(db) = &r.services["db"].timeline.series["arrivals"] else { panic!("a count series") };
+    assert!(db[3] > 30, "db busy before the crash: {db:?}");
+    assert_eq!(db[6..10].iter().sum::<u64>(), 0, "no attempt from a crashed gw: {db:?}");
+    assert!(db[11] > 30, "db busy again after: {db:?}");
+    let edge = &r.edges["api -> d"].stats;
+    assert!(edge.abandoned > 20, "{edge:?}");
+}

@@ -16,7 +16,7 @@
 //! 4. per service, answers and losses account for its arrivals, and a
 //!    service no client calls receives exactly the attempts its callers'
 //!    edges sent (no more with link loss or a partition); per edge, calls =
-//!    successes + fallbacks + failures, and attempts = first attempts +
+//!    successes + fallbacks + failures + abandoned, and attempts = first attempts +
 //!    retries with at most one first attempt per call;
 //! 5. the engine holds no request, call or event after the drain.
 //!
@@ -221,7 +221,8 @@ fn check_failed_series(name: &str, failed: &BTreeMap<Cause, u64>, timeline: &Tim
 fn check_edges(report: &Report) {
     for (name, edge) in &report.edges {
         let s = &edge.stats;
-        assert_eq!(s.calls, s.successes + s.fallbacks + s.failures, "{name}: calls against their ends: {s:?}");
+        let ends = s.successes + s.fallbacks + s.failures + s.abandoned;
+        assert_eq!(s.calls, ends, "{name}: calls against their ends: {s:?}");
         assert!(s.retries <= s.attempts && s.attempts - s.retries <= s.calls, "{name}: attempts: {s:?}");
         for (series, total) in [
             ("calls", s.calls),
@@ -239,8 +240,9 @@ fn check_edges(report: &Report) {
         assert_eq!(served, s.fallbacks, "{name}: fallbacks by reason against fallbacks");
         assert_eq!(edge.failed.values().sum::<u64>(), s.failures, "{name}: failures by cause against failures");
         check_failed_series(name, &edge.failed, &edge.timeline);
-        // After the drain every call has ended, and each ending is timed.
-        assert_eq!(edge.latency.count, s.calls, "{name}: one latency sample per call");
+        // After the drain every call has ended, and each ending is timed
+        // but an abandonment (its caller died with it: nobody saw it end).
+        assert_eq!(edge.latency.count, s.calls - s.abandoned, "{name}: one latency sample per call");
     }
 }
 

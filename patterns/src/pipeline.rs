@@ -441,6 +441,10 @@ pub struct PolicyStats {
     pub throttled: u64,
     /// Attempts not started because the deadline had passed.
     pub deadline_exceeded: u64,
+    /// Calls given up without a result because their caller was gone
+    /// ([`Policy::abandon_call`]).
+    #[serde(default)]
+    pub abandoned: u64,
 }
 
 /// Sums counters, for an edge that many policies share (a client's members).
@@ -457,6 +461,7 @@ impl std::ops::AddAssign for PolicyStats {
         self.rejected_rate_limited += other.rejected_rate_limited;
         self.throttled += other.throttled;
         self.deadline_exceeded += other.deadline_exceeded;
+        self.abandoned += other.abandoned;
     }
 }
 
@@ -927,6 +932,37 @@ impl Policy {
         Step::Finish(finish)
     }
 
+    /// Ends `call` at `now` without a result, because whoever made it is
+    /// gone (its process crashed or hung): it gives back what it holds (its
+    /// bulkhead slot or place in the bulkhead's queue, its breaker permit,
+    /// its concurrency-limiter permit) and counts as abandoned. The caller
+    /// forgets the call and its pending events; a call already finished is
+    /// left alone.
+    pub fn abandon_call(&mut self, now: SimTime, call: &mut Call) {
+        if call.phase == CallPhase::Done {
+            return;
+        }
+        if let (CallPhase::Queued(waiter), Some(bulkhead)) = (call.phase, self.bulkhead.as_mut())
+            && !bulkhead.cancel(now, waiter)
+        {
+            // Promoted but not resumed yet: the slot it was given goes on.
+            if let Some(at) = self.promoted.iter().position(|(w, _)| *w == waiter) {
+                let (_, permit) = self.promoted.swap_remove(at);
+                self.promoted_unreported.retain(|w| *w != waiter);
+                self.leave_bulkhead(now, permit);
+            }
+        }
+        if let Some(permit) = call.bulkhead_permit.take() {
+            self.leave_bulkhead(now, permit);
+        }
+        if let (Some(breaker), Some(permit)) = (self.breaker.as_mut(), call.breaker_permit.take()) {
+            breaker.release(permit);
+        }
+        self.release_rate_permit(call);
+        call.phase = CallPhase::Done;
+        self.stats.abandoned += 1;
+    }
+
     fn release_rate_permit(&mut self, call: &mut Call) {
         if call.holds_rate_permit {
             call.holds_rate_permit = false;
@@ -1223,6 +1259,44 @@ mod tests {
         assert_eq!(step, Step::Finish(Finish::Success { attempts: 1 }));
         assert_eq!((policy.stats().attempts, policy.stats().rejected_bulkhead_full), (2, 1));
         assert_eq!(policy.bulkhead_in_use(), Some(0));
+    }
+
+    #[test]
+    fn an_abandoned_call_gives_back_its_slot_and_its_probe() {
+        let mut policy = one_slot_one_waiter();
+        let mut rng = SimRng::from_seed_u64(1);
+        let t0 = SimTime::ZERO;
+        let (mut first, _) = policy.start_call(t0, Request::idempotent(1), &mut rng);
+        let (mut second, _) = policy.start_call(t0, Request::idempotent(2), &mut rng);
+        let waiter = second.queued_as().expect("waiting");
+        // The first call's owner is gone: its slot goes to the waiter...
+        policy.abandon_call(t0, &mut first);
+        assert!(first.is_finished());
+        assert_eq!(policy.pop_promoted(), Some(waiter));
+        // ...whose owner goes too before it resumes: the slot is free.
+        policy.abandon_call(t0, &mut second);
+        assert_eq!(policy.bulkhead_in_use(), Some(0));
+        assert_eq!(policy.stats().abandoned, 2);
+        // Abandoning a finished call changes nothing.
+        policy.abandon_call(t0, &mut second);
+        assert_eq!(policy.stats().abandoned, 2);
+
+        // A half-open probe whose owner is gone gives its place back.
+        let mut breaker = BreakerConfig::consecutive(1, secs(1));
+        if let crate::breaker::BreakerKind::Consecutive(c) = &mut breaker.kind {
+            c.half_open_calls_max = Some(1);
+        }
+        let mut policy = Policy::new(PolicyConfig { breaker: Some(breaker), ..PolicyConfig::default() }).unwrap();
+        let (mut failing, _) = policy.start_call(t0, Request::idempotent(1), &mut rng);
+        policy.on_outcome(t0, &mut failing, AttemptOutcome::Status(500), None, &mut rng);
+        assert_eq!(policy.breaker_state(), Some(BreakerState::Open));
+        let (mut probe, step) = policy.start_call(t0 + secs(1), Request::idempotent(2), &mut rng);
+        assert!(matches!(step, Step::Send(_)), "the probe goes out");
+        let (_, step) = policy.start_call(t0 + secs(1), Request::idempotent(3), &mut rng);
+        assert!(!matches!(step, Step::Send(_)), "one probe at a time");
+        policy.abandon_call(t0 + secs(1), &mut probe);
+        let (_, step) = policy.start_call(t0 + secs(1), Request::idempotent(4), &mut rng);
+        assert!(matches!(step, Step::Send(_)), "the probe's place is free again");
     }
 
     #[test]

@@ -222,6 +222,41 @@ impl World {
         self.follow(ctx, call_key, step);
     }
 
+    /// The requests in `lost` (in slab order) are gone, their replica
+    /// crashed or hung: the calls they made end here without a result, as a
+    /// dead process sends no more retries. A pending attempt timeout or
+    /// bulkhead wake is cancelled (a backoff wake finds nothing), an attempt
+    /// out stops counting as outstanding at its replica, and the request it
+    /// reached learns that its caller is gone.
+    pub(super) fn abandon_calls_of(&mut self, ctx: &mut Context<'_, Event>, lost: &[Key]) {
+        let now = ctx.now();
+        let is_lost = |owner: Owner| match owner {
+            Owner::Request(r) => lost.binary_search_by_key(&r.index, |k| k.index).is_ok_and(|at| lost[at] == r),
+            Owner::Client { .. } => false,
+        };
+        let owned: Vec<Key> =
+            self.calls.iter().filter(|(_, c)| is_lost(c.owner)).map(|(index, c)| key(index, c.generation)).collect();
+        for call_key in owned {
+            let mut call = self.calls.remove(call_key.index as usize);
+            if let Some(event) = call.timeout.take() {
+                ctx.cancel(event);
+            }
+            if call.attempt != 0 {
+                self.services[call.target as usize].replicas[call.attempt_replica as usize].outstanding -= 1;
+            }
+            if let Some(waiter) = call.pipeline.queued_as() {
+                self.queued_calls.remove(&(call.policy, waiter.0));
+            }
+            if let Some(request) = call.attempt_request.and_then(|r| self.request_mut(r)) {
+                request.caller_gone = true;
+            }
+            let pipeline = &mut call.pipeline;
+            drive_policy(&mut self.services, &mut self.clients, call.policy, call.owner, now, |p, _| {
+                p.abandon_call(now, pipeline)
+            });
+        }
+    }
+
     /// A backoff or delay ended.
     pub(super) fn on_wake(&mut self, ctx: &mut Context<'_, Event>, call_key: Key) {
         let now = ctx.now();

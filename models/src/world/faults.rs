@@ -73,7 +73,7 @@ impl World {
     /// A crash or a hang takes every request the replica holds, queued,
     /// running or waiting on its calls (those still crossing the link meet
     /// the fault when they arrive). Their workers are free again for when
-    /// the fault heals; their calls run out and their results are ignored.
+    /// the fault heals; their calls end at once (see `abandon_calls_of`).
     fn lose_held_requests(&mut self, ctx: &mut Context<'_, Event>, service: usize, replica: usize, loss: Loss) {
         let now = ctx.now();
         let held: Vec<Key> = self
@@ -84,6 +84,7 @@ impl World {
             })
             .map(|(index, r)| key(index, r.generation))
             .collect();
+        self.abandon_calls_of(ctx, &held);
         let s = &mut self.services[service];
         s.replicas[replica].queue.clear();
         s.replicas[replica].busy = 0;

@@ -864,6 +864,16 @@ impl Breaker {
         self.check_invariants();
     }
 
+    /// Gives back a permit whose call was abandoned before it had a result
+    /// (its caller is gone): it counts for nothing, and a probe's place goes
+    /// to another caller, as resilience4j's `releasePermission`.
+    pub fn release(&mut self, permit: Permit) {
+        if permit.probe && permit.generation == self.generation && self.state == BreakerState::HalfOpen {
+            self.probes_admitted -= 1;
+        }
+        self.check_invariants();
+    }
+
     fn on_closed_result<R: rand_core::Rng + ?Sized>(&mut self, now: SimTime, verdict: Verdict, rng: &mut R) {
         let (failure, slow) = match verdict {
             Verdict::Ignored => return,
