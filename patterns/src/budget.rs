@@ -85,10 +85,10 @@ impl TokenBucketConfig {
 
 /// `token_ratio` in thousandths, as gRPC keeps it: A6 considers three
 /// decimal places and ignores the rest, so `0.0015` earns one thousandth,
-/// not two (grpc-core parses the decimal digits; multiplying the float by
-/// 1000 and rounding would give 2). The product is rounded at the sixth
-/// decimal first, so a ratio that binary cannot hold exactly (`4.35` is
-/// `4.349999...`) keeps the digits it was written with.
+/// not two. grpc-core reads the digits of the config's text; here they are
+/// the shortest decimal form of the float (the one it was written with), so
+/// `4.35`, which binary holds as `4.3499999...`, still earns 4 350, and no
+/// rounding brings a fourth decimal into the third.
 ///
 /// ```
 /// # use stormglass_patterns::budget::ratio_milli;
@@ -96,9 +96,16 @@ impl TokenBucketConfig {
 /// assert_eq!(ratio_milli(0.0015), 1);
 /// assert_eq!(ratio_milli(4.35), 4350);
 /// assert_eq!(ratio_milli(0.9999), 999);
+/// assert_eq!(ratio_milli(0.0019996), 1);
+/// assert_eq!(ratio_milli(1000.0), 1_000_000);
 /// ```
 pub fn ratio_milli(token_ratio: f64) -> u64 {
-    ((token_ratio * 1_000_000.0).round() as u64) / 1000
+    // Display never uses an exponent and is the same on every platform.
+    let text = token_ratio.to_string();
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let digits = fraction.bytes().chain(std::iter::repeat(b'0')).take(3);
+    let milli = digits.fold(0, |milli, digit| milli * 10 + u64::from(digit - b'0'));
+    whole.parse::<u64>().unwrap_or(0) * 1000 + milli
 }
 
 /// gRPC retry throttling, in thousandths of a token.
