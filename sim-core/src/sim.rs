@@ -56,26 +56,26 @@ impl<'a, E> Context<'a, E> {
     }
 
     /// Schedules `event` at `time`; a time in the past means now.
-    #[inline]
+    #[inline(always)] // see `EventQueue::push`
     pub fn schedule_at(&mut self, time: SimTime, event: E) {
         self.queue.schedule(time.max(self.now), event);
     }
 
     /// Schedules `event` after `delay`.
-    #[inline]
+    #[inline(always)] // see `EventQueue::push`
     pub fn schedule_in(&mut self, delay: SimDuration, event: E) {
         self.queue.schedule(self.now + delay, event);
     }
 
     /// Schedules `event` at `time` (a time in the past means now) and
     /// returns a handle to cancel it, as a timeout needs.
-    #[inline]
+    #[inline(always)] // see `EventQueue::push`
     pub fn schedule_cancellable_at(&mut self, time: SimTime, event: E) -> EventId {
         self.queue.schedule_cancellable(time.max(self.now), event)
     }
 
     /// Schedules `event` after `delay` and returns a handle to cancel it.
-    #[inline]
+    #[inline(always)] // see `EventQueue::push`
     pub fn schedule_cancellable_in(&mut self, delay: SimDuration, event: E) -> EventId {
         self.queue.schedule_cancellable(self.now + delay, event)
     }
