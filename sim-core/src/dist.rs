@@ -445,8 +445,21 @@ const NORMAL_TRIES_MAX: u32 = 64;
 
 impl Sampler {
     /// Draws one duration.
-    #[inline]
+    ///
+    /// A constant is answered inline: links are constant by default, so
+    /// most calls here are one, and the call into the drawing code (which
+    /// saves and restores a dozen registers) cost more than the answer.
+    #[inline(always)]
     pub fn sample(&self, rng: &mut SimRng) -> SimDuration {
+        match self {
+            Sampler::Constant(value) => *value,
+            _ => self.draw(rng),
+        }
+    }
+
+    /// Draws one duration from a distribution that is not a constant.
+    #[inline(never)]
+    fn draw(&self, rng: &mut SimRng) -> SimDuration {
         match self {
             Sampler::Constant(value) => *value,
             Sampler::Uniform { low, span_ns } => {

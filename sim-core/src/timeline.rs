@@ -127,6 +127,8 @@ impl BucketCursor {
         self.seek(buckets, t)
     }
 
+    #[cold]
+    #[inline(never)]
     fn seek(&mut self, buckets: &Buckets, t: SimTime) -> usize {
         let index = buckets.index(t);
         self.index = index;
@@ -286,7 +288,11 @@ impl LatencySeries {
         self.current.record(latency);
     }
 
-    /// Closes buckets up to (not including) `index`.
+    /// Closes buckets up to (not including) `index`. Once a bucket per
+    /// series: kept out of line so that `record`, which runs for every
+    /// sample, stays small enough to inline.
+    #[cold]
+    #[inline(never)]
     fn close_through(&mut self, index: usize) {
         while self.current_index < index {
             self.closed.push(self.current.summary());
