@@ -14,15 +14,18 @@
 //!
 //! Most events of a model are scheduled a constant delay ahead (a link hop,
 //! an attempt timeout), so events of one such class arrive in time order.
-//! Besides the binary heap the queue keeps a few FIFO *lanes*, each sorted by
-//! (time, sequence number): a new event is appended to the lane whose last
-//! event is the latest one not after it (best fit, an empty lane if none
-//! fits), and only an event earlier than the back of every lane goes into the
-//! heap. A lane stays sorted because its new entry is not earlier than its
-//! back and has a larger sequence number; [`EventQueue::pop`] takes the
-//! smallest (time, seq) of the heap top and the lane fronts. The order is
-//! the same total order as a single heap, whichever container an event sits
-//! in: only the cost changes (an O(1) push and pop instead of O(log n)).
+//! Besides the binary heap the queue keeps a few FIFO *lanes*, each holding
+//! one *delay*: the events scheduled that far ahead of the queue's clock
+//! (the time of the last event popped, which never goes back). A lane stays
+//! sorted by (time, sequence number) because its new entry is the same delay
+//! ahead of a clock that has not gone back, and has a larger sequence
+//! number. A delay gets a lane when it comes back soon (it is among the last
+//! few delays that found none) and a lane is empty; the lane left unused
+//! longest is taken. Random delays almost never repeat, so they go to the
+//! heap without disturbing the lanes. [`EventQueue::pop`] takes the smallest
+//! (time, seq) of the heap top and the lane fronts. The order is the same
+//! total order as a single heap, whichever container an event sits in: only
+//! the cost changes (an O(1) push and pop instead of O(log n)).
 //!
 //! Only an event scheduled with [`EventQueue::schedule_cancellable`] can be
 //! cancelled; most events (link hops, compute steps, arrivals) never are,
@@ -147,11 +150,25 @@ pub struct EventQueue<E> {
     heap: BinaryHeap<Entry<E>>,
     /// FIFO lanes, each sorted by (time, seq): see the module documentation.
     lanes: [VecDeque<Entry<E>>; LANES],
-    /// Each lane's front rank, [`EMPTY_LANE`] for an empty lane, and its
-    /// back time: every push and pop scans the lanes, and reading two small
-    /// arrays is cheaper than reaching into four ring buffers.
+    /// Each lane's front rank, [`EMPTY_LANE`] for an empty lane: every pop
+    /// scans the lanes, and reading a small array is cheaper than reaching
+    /// into four ring buffers.
     lane_fronts: [u128; LANES],
-    lane_backs: [SimTime; LANES],
+    /// The lane with the smallest front: a pop from the heap leaves it as
+    /// it is, so only a pop from a lane (or a new front) looks again.
+    lane_first: usize,
+    /// The delay each lane holds (kept while it is empty, so the delay comes
+    /// back to it), in nanoseconds ahead of `clock`.
+    lane_delays: [u64; LANES],
+    /// The sequence number of each lane's latest entry: an empty lane taken
+    /// by a new delay is the one left unused longest.
+    lane_used: [u32; LANES],
+    /// Delays that found no lane lately: one that comes back gets a lane.
+    recent_delays: [u64; RECENT_DELAYS],
+    recent_next: usize,
+    /// The time of the latest event popped (never earlier than before):
+    /// delays are measured from it.
+    clock: SimTime,
     slots: Vec<Slot>,
     free_slots: Vec<u32>,
     seq_next: u32,
@@ -175,11 +192,17 @@ fn is_cancelled<E>(slots: &[Slot], entry: &Entry<E>) -> bool {
 }
 
 /// FIFO lanes beside the heap. Every schedule and pop scans them all, so
-/// they are few: four take the link hops and timeouts of the seed cascade
-/// (about half of its events; the random compute times go to the heap).
-/// Eight also took the compute times, but made the engine bench's hold
-/// workload (random delays only) 1.3x slower.
+/// they are few: the seed cascade has three constant delays (a link hop and
+/// two attempt timeouts), about 60% of its events; its random compute times
+/// and arrivals go to the heap.
 const LANES: usize = 4;
+
+/// How many recent lane-less delays a new delay is compared with.
+const RECENT_DELAYS: usize = 4;
+
+/// A delay no lane holds yet (a real one would be an event at the end of
+/// time, which a lane may hold as well as any other).
+const NO_DELAY: u64 = u64::MAX;
 
 /// The front rank of an empty lane: above every real rank, whose low 64
 /// bits hold a `u32` sequence number.
@@ -220,7 +243,12 @@ impl<E> EventQueue<E> {
             heap: BinaryHeap::with_capacity(capacity),
             lanes: Default::default(),
             lane_fronts: [EMPTY_LANE; LANES],
-            lane_backs: [SimTime::ZERO; LANES],
+            lane_first: 0,
+            lane_delays: [NO_DELAY; LANES],
+            lane_used: [0; LANES],
+            recent_delays: [NO_DELAY; RECENT_DELAYS],
+            recent_next: 0,
+            clock: SimTime::ZERO,
             slots: Vec::new(),
             free_slots: Vec::new(),
             seq_next: FREE + 1,
@@ -293,41 +321,52 @@ impl<E> EventQueue<E> {
             Some(lane) => {
                 if self.lane_fronts[lane] == EMPTY_LANE {
                     self.lane_fronts[lane] = entry.rank();
+                    if entry.rank() < self.lane_fronts[self.lane_first] {
+                        self.lane_first = lane;
+                    }
                 }
-                self.lane_backs[lane] = entry.time;
+                self.lane_used[lane] = entry.seq;
                 self.lanes[lane].push_back(entry);
             }
             None => self.heap.push(entry),
         }
     }
 
-    /// The lane an event at `time` can join without breaking its order: the
-    /// one whose back is the latest not after `time` (keeping the other lanes
-    /// free for earlier events), else an empty one; `None` means the heap.
+    /// The lane holding the delay of an event at `time`, or one it may take;
+    /// `None` means the heap (and so does a time before the clock).
     #[inline]
-    fn lane_for(&self, time: SimTime) -> Option<usize> {
-        let mut best: Option<(usize, SimTime)> = None;
-        let mut empty = None;
-        for index in 0..LANES {
-            let back = self.lane_backs[index];
-            if self.lane_fronts[index] == EMPTY_LANE {
-                empty = empty.or(Some(index));
-            } else if back <= time && best.is_none_or(|(_, t)| back > t) {
-                best = Some((index, back));
-            }
+    fn lane_for(&mut self, time: SimTime) -> Option<usize> {
+        let delay = time.as_nanos().checked_sub(self.clock.as_nanos())?;
+        match self.lane_delays.iter().position(|&held| held == delay) {
+            Some(lane) => Some(lane),
+            None => self.take_lane(delay),
         }
-        best.map(|(index, _)| index).or(empty)
+    }
+
+    /// A lane for a delay none holds: an empty one, the one unused longest,
+    /// if the delay is among the latest that found none (random delays,
+    /// which do not come back, stay in the heap); otherwise the delay is
+    /// remembered and `None` sends the event to the heap.
+    #[inline(never)]
+    fn take_lane(&mut self, delay: u64) -> Option<usize> {
+        if !self.recent_delays.contains(&delay) {
+            self.recent_delays[self.recent_next] = delay;
+            self.recent_next = (self.recent_next + 1) % RECENT_DELAYS;
+            return None;
+        }
+        // Sequence numbers only grow (renumbering keeps their order), so the
+        // smallest is the lane unused longest.
+        let lane =
+            (0..LANES).filter(|&index| self.lane_fronts[index] == EMPTY_LANE).min_by_key(|&index| self.lane_used[index])?;
+        debug_assert!(self.lanes[lane].is_empty(), "a lane changes its delay while it holds events");
+        self.lane_delays[lane] = delay;
+        Some(lane)
     }
 
     /// Where the smallest (time, seq) entry, live or cancelled, sits.
     #[inline]
     fn earliest(&self) -> Option<(Source, &Entry<E>)> {
-        let mut lane = 0;
-        for index in 1..LANES {
-            if self.lane_fronts[index] < self.lane_fronts[lane] {
-                lane = index;
-            }
-        }
+        let lane = self.lane_first;
         match self.heap.peek() {
             Some(top) if top.rank() < self.lane_fronts[lane] => Some((Source::Heap, top)),
             _ => self.lanes[lane].front().map(|front| (Source::Lane(lane), front)),
@@ -342,6 +381,7 @@ impl<E> EventQueue<E> {
             Source::Lane(index) => {
                 let entry = self.lanes[index].pop_front();
                 self.lane_fronts[index] = self.lanes[index].front().map_or(EMPTY_LANE, Entry::rank);
+                self.find_lane_first();
                 entry
             }
         };
@@ -390,12 +430,15 @@ impl<E> EventQueue<E> {
         None
     }
 
-    /// A live entry leaves the queue: its slot, if any, is freed.
+    /// A live entry leaves the queue: its slot, if any, is freed, and the
+    /// clock moves to its time (never back: the raw queue may pop a time
+    /// scheduled in the past, which went to the heap).
     #[inline]
     fn ran(&mut self, entry: Entry<E>) -> (SimTime, E) {
         if entry.slot != NO_SLOT {
             self.free_slot(entry.slot);
         }
+        self.clock = self.clock.max(entry.time);
         (entry.time, entry.event)
     }
 
@@ -449,16 +492,27 @@ impl<E> EventQueue<E> {
             lane.retain(live);
         }
         self.tombstones = 0;
-        self.refresh_lane_ends();
+        self.refresh_lane_fronts();
     }
 
-    /// Recomputes every lane's front rank and back time after the lanes
-    /// changed wholesale.
-    fn refresh_lane_ends(&mut self) {
+    /// Recomputes every lane's front rank after the lanes changed wholesale.
+    fn refresh_lane_fronts(&mut self) {
         for (index, lane) in self.lanes.iter().enumerate() {
             self.lane_fronts[index] = lane.front().map_or(EMPTY_LANE, Entry::rank);
-            self.lane_backs[index] = lane.back().map_or(SimTime::ZERO, |back| back.time);
         }
+        self.find_lane_first();
+    }
+
+    /// Finds the lane with the smallest front again.
+    #[inline]
+    fn find_lane_first(&mut self) {
+        let mut first = 0;
+        for index in 1..LANES {
+            if self.lane_fronts[index] < self.lane_fronts[first] {
+                first = index;
+            }
+        }
+        self.lane_first = first;
     }
 
     /// Gives the pending entries the sequence numbers 1, 2, ... in their
@@ -483,7 +537,10 @@ impl<E> EventQueue<E> {
         };
         heap.iter_mut().for_each(&mut renumber);
         self.lanes.iter_mut().flatten().for_each(&mut renumber);
-        self.refresh_lane_ends();
+        for (index, lane) in self.lanes.iter().enumerate() {
+            self.lane_used[index] = lane.back().map_or(FREE, |back| back.seq);
+        }
+        self.refresh_lane_fronts();
         self.heap = BinaryHeap::from(heap);
         self.seq_next = FREE + 1 + ranks.len() as u32;
         assert!(self.seq_next < self.seq_limit, "more pending events than sequence numbers");
@@ -556,44 +613,62 @@ mod tests {
 
     #[test]
     fn lanes_and_heap_pop_in_time_then_seq_order() {
-        // Two constant-delay classes (they fill lanes) and out-of-order
-        // events that only the heap takes once every lane is busy.
+        // A model's pattern: each step schedules three constant-delay
+        // events (they take lanes) and one at a scrambled delay (the heap),
+        // then pops one. Every pop is checked against a sorted list.
         let mut queue = EventQueue::new();
-        let mut expect = Vec::new();
-        for i in 0..200u64 {
-            for (delay, tag) in [(500, 0), (5_000, 1), (0, 2)] {
-                let time = SimTime::from_nanos(i * 100 + delay);
-                let seq = expect.len() as u64;
-                queue.schedule(time, (seq, tag));
-                expect.push((time, seq));
+        let mut model: Vec<(SimTime, u64)> = Vec::new();
+        let mut seq = 0u64;
+        let mut both_used = false;
+        let mut now = SimTime::ZERO;
+        for i in 0..400u64 {
+            for delay in [500, 5_000, 0, (i * 7919) % 3_001] {
+                let time = now + SimDuration::from_nanos(delay);
+                queue.schedule(time, seq);
+                model.push((time, seq));
+                seq += 1;
             }
-            // Descending times: each fits no lane, so the heap takes it.
-            let time = SimTime::from_nanos(100_000 - i * 7);
-            let seq = expect.len() as u64;
-            queue.schedule(time, (seq, 3));
-            expect.push((time, seq));
+            both_used |= lane_entries(&queue) > 0 && !queue.heap.is_empty();
+            model.sort();
+            let (time, expected) = model.remove(0);
+            assert_eq!(queue.pop(), Some((time, expected)));
+            now = time;
         }
-        assert!(lane_entries(&queue) > 0 && !queue.heap.is_empty(), "both containers are used");
-        expect.sort();
-        let mut got = Vec::new();
-        while let Some((time, (seq, _))) = queue.pop() {
-            got.push((time, seq));
+        assert!(both_used, "lanes and heap both held events");
+        model.sort();
+        let rest: Vec<_> = std::iter::from_fn(|| queue.pop()).collect();
+        assert_eq!(rest, model);
+    }
+
+    #[test]
+    fn a_delay_that_comes_back_takes_a_lane_and_a_random_one_does_not() {
+        let mut queue = EventQueue::new();
+        queue.schedule(SimTime::from_nanos(10), 'a');
+        assert_eq!(lane_entries(&queue), 0, "a delay seen once goes to the heap");
+        queue.schedule(SimTime::from_nanos(10), 'b');
+        assert_eq!(lane_entries(&queue), 1, "the same delay again takes a lane");
+        for (i, t) in [17u64, 3, 29, 8, 41].into_iter().enumerate() {
+            queue.schedule(SimTime::from_nanos(t), char::from(b'c' + i as u8));
         }
-        assert_eq!(got, expect);
+        assert_eq!(lane_entries(&queue), 1, "different delays stay in the heap");
+        let order: String = std::iter::from_fn(|| queue.pop().map(|(_, c)| c)).collect();
+        assert_eq!(order, "dfabceg");
     }
 
     #[test]
     fn an_event_cancelled_in_a_lane_never_runs() {
+        // Ten events the same delay ahead: the first goes to the heap, the
+        // rest to a lane, in scheduling order.
         let mut queue = EventQueue::new();
-        let ids: Vec<_> = (0..10u64).map(|i| queue.schedule_cancellable(SimTime::from_secs(i), i)).collect();
-        assert_eq!(lane_entries(&queue), 10, "a time-ordered stream goes to the lanes");
-        assert!(queue.cancel(ids[0])); // at a lane front
-        assert!(queue.cancel(ids[5])); // inside a lane
+        let ids: Vec<_> = (0..10u64).map(|i| queue.schedule_cancellable(SimTime::from_secs(1), i)).collect();
+        assert_eq!(lane_entries(&queue), 9, "a delay that comes back goes to a lane");
+        assert!(queue.cancel(ids[1])); // at the lane's front
+        assert!(queue.cancel(ids[5])); // inside the lane
         assert!(!queue.cancel(ids[5]));
         assert_eq!(queue.len(), 8);
         assert_eq!(queue.peek_time(), Some(SimTime::from_secs(1)));
         let order: Vec<u64> = std::iter::from_fn(|| queue.pop().map(|(_, i)| i)).collect();
-        assert_eq!(order, [1, 2, 3, 4, 6, 7, 8, 9]);
+        assert_eq!(order, [0, 2, 3, 4, 6, 7, 8, 9]);
         assert_eq!(queue.entries_held(), 0);
     }
 
@@ -602,14 +677,19 @@ mod tests {
         // Timeouts a constant 30 s ahead all sit in a lane and are all
         // cancelled: compaction must drop them from the lane.
         let mut queue = EventQueue::new();
-        let mut held_max = 0;
+        let (mut held_max, mut in_lanes_max) = (0, 0);
+        let mut now = SimTime::ZERO;
         for i in 0..100_000u64 {
-            let id = queue.schedule_cancellable(SimTime::from_millis(i) + SimDuration::from_secs(30), i);
+            let id = queue.schedule_cancellable(now + SimDuration::from_secs(30), i);
+            queue.schedule(now + SimDuration::from_millis(1), i);
             assert!(queue.cancel(id));
             held_max = held_max.max(queue.entries_held());
+            in_lanes_max = in_lanes_max.max(lane_entries(&queue));
+            now = queue.pop().expect("the tick is pending").0;
         }
         assert!(queue.is_empty());
-        assert!(held_max <= TOMBSTONES_MIN_FOR_COMPACTION, "lanes grew to {held_max}");
+        assert!(in_lanes_max > TOMBSTONES_MIN_FOR_COMPACTION / 2, "the timeouts sat in a lane");
+        assert!(held_max <= 2 * TOMBSTONES_MIN_FOR_COMPACTION + 2, "lanes grew to {held_max}");
     }
 
     #[test]
