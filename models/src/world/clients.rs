@@ -12,12 +12,10 @@ impl World {
     pub(super) fn client_arrival(&mut self, ctx: &mut Context<'_, Event>, client: u32, user: Option<u32>) {
         let now = ctx.now();
         let c = &mut self.clients[client as usize];
-        if user.is_none()
-            && let Some(arrivals) = &c.arrivals
-            && let Some(t) = arrivals.next_after(now, self.end_of_arrivals, &mut c.arrivals_rng)
-        {
-            ctx.schedule_at(t, Event::ClientArrival { client });
-        }
+        let next_arrival = match (&c.arrivals, user) {
+            (Some(arrivals), None) => arrivals.next_after(now, self.end_of_arrivals, &mut c.arrivals_rng),
+            _ => None,
+        };
         let u = c.routes_rng.uniform01();
         let slot = c.routes.iter().position(|(cumulative, _)| u < *cumulative).unwrap_or(c.routes.len() - 1);
         let route = c.routes[slot].1;
@@ -43,6 +41,9 @@ impl World {
         let owner = Owner::Client { client, route: slot as u32, user };
         let policy = PolicyRef::Client { client, member };
         self.start_call(ctx, owner, policy, node, target, route, true, Request::idempotent(key), false);
+        if let Some(t) = next_arrival {
+            ctx.schedule_at(t, Event::ClientArrival { client });
+        }
     }
 
     pub(super) fn client_finished(
