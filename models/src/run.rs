@@ -251,6 +251,8 @@ fn fault_buckets(faults: &[FaultWindow], buckets: Buckets) -> Vec<bool> {
 }
 
 fn build_report(scenario: &Scenario, world: &mut World, end: SimTime, events: u64) -> Report {
+    // What the policies counted in the last bucket is not booked yet.
+    world.book_policy_counts();
     let buckets = world.buckets;
     let faults: Vec<FaultWindow> = scenario
         .faults

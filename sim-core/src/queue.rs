@@ -356,8 +356,9 @@ impl<E> EventQueue<E> {
         }
         // Sequence numbers only grow (renumbering keeps their order), so the
         // smallest is the lane unused longest.
-        let lane =
-            (0..LANES).filter(|&index| self.lane_fronts[index] == EMPTY_LANE).min_by_key(|&index| self.lane_used[index])?;
+        let lane = (0..LANES)
+            .filter(|&index| self.lane_fronts[index] == EMPTY_LANE)
+            .min_by_key(|&index| self.lane_used[index])?;
         debug_assert!(self.lanes[lane].is_empty(), "a lane changes its delay while it holds events");
         self.lane_delays[lane] = delay;
         Some(lane)

@@ -159,6 +159,14 @@ impl CountSeries {
         self.counts[index] += n;
     }
 
+    /// Adds `n` to bucket `index` (the last one for an index past it), for
+    /// a caller that already knows the bucket of `now`.
+    #[inline]
+    pub fn add_in(&mut self, index: usize, n: u64) {
+        let last = self.counts.len() - 1;
+        self.counts[index.min(last)] += n;
+    }
+
     /// The counts, one per bucket.
     pub fn counts(&self) -> &[u64] {
         &self.counts
@@ -199,6 +207,17 @@ impl GaugeSeries {
     #[inline]
     pub fn set(&mut self, now: SimTime, value: u64) {
         debug_assert!(now >= self.last_change, "gauge set in the past");
+        let cursor = &self.cursor;
+        if cursor.start <= self.last_change && now < cursor.end {
+            // The common case, a change in the bucket of the last one: one
+            // product, no walk over the buckets in between.
+            let index = cursor.index;
+            self.area[index] += u128::from(self.value) * u128::from((now - self.last_change).as_nanos());
+            self.last_change = now;
+            self.value = value;
+            self.max[index] = self.max[index].max(value);
+            return;
+        }
         self.accumulate_until(now);
         self.value = value;
         let index = self.cursor.index(&self.buckets, now);
@@ -211,6 +230,7 @@ impl GaugeSeries {
     }
 
     /// Spreads the current level's area over the buckets since the last change.
+    #[inline(never)]
     fn accumulate_until(&mut self, now: SimTime) {
         let mut from = self.last_change;
         while from < now {
@@ -281,6 +301,15 @@ impl LatencySeries {
     #[inline]
     pub fn record(&mut self, now: SimTime, latency: SimDuration) {
         let index = self.cursor.index(&self.buckets, now);
+        self.record_in(index, latency);
+    }
+
+    /// Records a latency observed in bucket `index` (the last one for an
+    /// index past it), for a caller that already knows the bucket of `now`;
+    /// buckets must not go backwards.
+    #[inline]
+    pub fn record_in(&mut self, index: usize, latency: SimDuration) {
+        let index = index.min(self.buckets.count - 1);
         debug_assert!(index >= self.current_index, "latency recorded in the past");
         if index > self.current_index {
             self.close_through(index);

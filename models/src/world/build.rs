@@ -7,7 +7,7 @@ use slab::Slab;
 use stormglass_core::rng::RngStreams;
 use stormglass_core::time::{SimDuration, SimTime};
 use stormglass_core::timeline::Buckets;
-use stormglass_patterns::pipeline::Policy;
+use stormglass_patterns::pipeline::{Policy, PolicyStats};
 
 use super::{
     Alternate, Client, CompiledCall, CompiledStep, Dependency, EdgeBook, Link, Member, PolicyRef, Replica, Route,
@@ -81,6 +81,7 @@ impl World {
                     name: dep_name.clone(),
                     target: service_index(&dep.service),
                     policy: Policy::new(dep.policy.clone()).expect("validated"),
+                    booked: PolicyStats::default(),
                     rng: streams.stream(&format!("edge.{name}.{dep_name}.policy")),
                     edge: EdgeBook::new(buckets),
                     alternate: alternate_of(dep).map(|other| {
@@ -165,8 +166,13 @@ impl World {
                     arrivals: config.rate.as_ref().map(Arrivals::new),
                     think: config.closed_loop.as_ref().map(|c| sampler(&c.think_time)),
                     members: (0..members)
-                        .map(|_| Member { policy: Policy::new(config.policy.clone()).expect("validated") })
+                        .map(|_| Member {
+                            policy: Policy::new(config.policy.clone()).expect("validated"),
+                            booked: PolicyStats::default(),
+                            dirty: false,
+                        })
                         .collect(),
+                    dirty_members: Vec::new(),
                     member_rngs: (0..members)
                         .map(|m| streams.stream_indexed(&format!("client.{name}.policy"), u64::from(m)))
                         .collect(),
@@ -250,6 +256,8 @@ impl World {
             in_flight_max: scenario.limits.in_flight_max,
             limit_hit: None,
             buckets,
+            bucket: 0,
+            bucket_end: if buckets.count == 1 { SimTime::MAX } else { buckets.start(1) },
             queueing_policies: Vec::new(),
             queued_calls: BTreeMap::new(),
         }

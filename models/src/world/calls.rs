@@ -5,9 +5,8 @@
 use stormglass_core::rng::SimRng;
 use stormglass_core::sim::Context;
 use stormglass_core::time::SimTime;
-use stormglass_core::timeline::CountSeries;
 use stormglass_patterns::breaker::BreakerState;
-use stormglass_patterns::pipeline::{Attempt, Finish, Policy, PolicyStats, Request, Step};
+use stormglass_patterns::pipeline::{Attempt, Finish, Policy, Request, Step};
 use stormglass_patterns::{AttemptOutcome, Rejection};
 
 use super::servers::choose_replica;
@@ -309,11 +308,11 @@ impl World {
         }
         let call = self.calls.remove(call_key.index as usize);
         debug_assert!(call.timeout.is_none(), "a finished call still has a timeout pending");
-        let now = ctx.now();
+        let (now, bucket) = (ctx.now(), self.bucket);
         let edge = &mut self.edge_book_mut(call.policy).series;
-        edge.latency.record(now, now - call.started);
+        edge.latency.record_in(bucket, now - call.started);
         if let Finish::Failed { outcome, .. } = finish {
-            edge.failed_by_cause[cause_index(cause_of(outcome, call.last_answer))].add(now, 1);
+            edge.failed_by_cause[cause_index(cause_of(outcome, call.last_answer))].add_in(bucket, 1);
         }
         if let (Finish::Fallback { alternate: Some(_), .. }, PolicyRef::Edge { service, dependency }) =
             (&finish, call.policy)
@@ -384,9 +383,11 @@ fn cause_of(outcome: AttemptOutcome, last: Option<Answer>) -> Cause {
     }
 }
 
-/// Runs `f` on a policy and its RNG for a call of `owner`; books what
-/// changed in the policy's counters and breaker into the edge's timeline,
-/// or the throttled attempts of a client's policy into the owner's route.
+/// Runs `f` on a policy and its RNG for a call of `owner`; books the
+/// breaker's transitions into the edge's timeline, and the throttled
+/// attempts of a client's policy into the owner's route. The policy's other
+/// counters are booked once per timeline bucket (`World::book_policy_counts`);
+/// a client member that took a step is listed for it.
 fn drive_policy<T>(
     services: &mut [Service],
     clients: &mut [Client],
@@ -398,21 +399,24 @@ fn drive_policy<T>(
     match policy {
         PolicyRef::Client { client, member } => {
             let c = &mut clients[client as usize];
-            let policy = &mut c.members[member as usize].policy;
-            let before = policy.stats();
-            let result = f(policy, &mut c.member_rngs[member as usize]);
-            let throttled = policy.stats().throttled - before.throttled;
+            let m = &mut c.members[member as usize];
+            let throttled_before = m.policy.stats().throttled;
+            let result = f(&mut m.policy, &mut c.member_rngs[member as usize]);
+            let throttled = m.policy.stats().throttled - throttled_before;
             if let (true, Owner::Client { route, .. }) = (throttled > 0, owner) {
                 c.route_series[route as usize].throttled.add(now, throttled);
             }
-            c.edge.book(now, member as usize, policy, before);
+            if !m.dirty {
+                m.dirty = true;
+                c.dirty_members.push(member);
+            }
+            c.edge.book_transitions(now, member as usize, &mut m.policy);
             result
         }
         PolicyRef::Edge { service, dependency } => {
             let d = &mut services[service as usize].dependencies[dependency as usize];
-            let before = d.policy.stats();
             let result = f(&mut d.policy, &mut d.rng);
-            d.edge.book(now, 0, &mut d.policy, before);
+            d.edge.book_transitions(now, 0, &mut d.policy);
             result
         }
     }
@@ -428,26 +432,9 @@ fn breaker_level(state: BreakerState) -> u64 {
 }
 
 impl EdgeBook {
-    /// Books what a step of `member`'s policy changed since `before`.
-    fn book(&mut self, now: SimTime, member: usize, policy: &mut Policy, before: PolicyStats) {
-        let after = policy.stats();
+    /// Books the breaker transitions a step of `member`'s policy made.
+    fn book_transitions(&mut self, now: SimTime, member: usize, policy: &mut Policy) {
         let series = &mut self.series;
-        // A step changes one or two counters: skip the others (adding zero
-        // would still cost a bucket index, a division, each).
-        let book = |counts: &mut CountSeries, a: u64, b: u64| {
-            if a != b {
-                counts.add(now, a - b);
-            }
-        };
-        book(&mut series.calls, after.calls, before.calls);
-        book(&mut series.attempts, after.attempts, before.attempts);
-        book(&mut series.retries, after.retries, before.retries);
-        book(&mut series.ok, after.successes, before.successes);
-        book(&mut series.fallbacks, after.fallbacks, before.fallbacks);
-        book(&mut series.failed, after.failures, before.failures);
-        book(&mut series.rejected_circuit_open, after.rejected_circuit_open, before.rejected_circuit_open);
-        book(&mut series.rejected_bulkhead_full, after.rejected_bulkhead_full, before.rejected_bulkhead_full);
-        book(&mut series.throttled, after.throttled, before.throttled);
         while let Some(transition) = policy.pop_transition() {
             if self.breaker_levels.len() <= member {
                 self.breaker_levels.resize(member + 1, 0);

@@ -34,7 +34,7 @@ impl World {
                 UNIQUE_KEYS | self.unique_keys_next
             }
         };
-        c.route_series[slot].arrivals.add(now, 1);
+        c.route_series[slot].arrivals.add_in(self.bucket, 1);
         c.route_series[slot].in_flight += 1;
         let (node, target) = (c.node, c.target);
         // start_call refuses it past limits.in_flight_max.
@@ -59,13 +59,14 @@ impl World {
         let c = &mut self.clients[client as usize];
         let series = &mut c.route_series[slot as usize];
         series.in_flight -= 1;
+        let bucket = self.bucket;
         if result.outcome.is_success() {
-            if result.degraded { &mut series.degraded } else { &mut series.ok }.add(now, 1);
+            if result.degraded { &mut series.degraded } else { &mut series.ok }.add_in(bucket, 1);
         } else {
             let cause = result.cause.unwrap_or(Cause::ErrorStatus);
-            series.failed[cause_index(cause)].add(now, 1);
+            series.failed[cause_index(cause)].add_in(bucket, 1);
         }
-        series.latency.record(now, now - started);
+        series.latency.record_in(bucket, now - started);
         if let (Some(user), Some(think)) = (user, &c.think)
             && now < self.end_of_arrivals
         {

@@ -31,7 +31,7 @@ use stormglass_core::time::{SimDuration, SimTime};
 use stormglass_core::timeline::{Buckets, CountSeries, GaugeSeries, LatencySeries};
 use stormglass_patterns::AttemptOutcome;
 use stormglass_patterns::breaker::Transition;
-use stormglass_patterns::pipeline::{Call, Policy};
+use stormglass_patterns::pipeline::{Call, Policy, PolicyStats};
 
 use crate::config::{Balancer, Execution, FaultKind, Scenario};
 use crate::profile::Arrivals;
@@ -183,6 +183,8 @@ pub(crate) struct Dependency {
     pub(crate) name: String,
     target: u32,
     pub(crate) policy: Policy,
+    /// The policy's counters already booked into the edge's timeline.
+    booked: PolicyStats,
     rng: SimRng,
     pub(crate) edge: EdgeBook,
     /// Where an `alternate` fallback sends the call instead.
@@ -321,6 +323,11 @@ pub(crate) struct RouteSeries {
 
 struct Member {
     policy: Policy,
+    /// The policy's counters already booked into the client's edge.
+    booked: PolicyStats,
+    /// Listed in the client's `dirty_members`: it took a step since its
+    /// counters were last booked.
+    dirty: bool,
 }
 
 pub(crate) struct Client {
@@ -329,6 +336,9 @@ pub(crate) struct Client {
     arrivals: Option<Arrivals>,
     think: Option<Sampler>,
     members: Vec<Member>,
+    /// Members whose counters changed since they were last booked: a large
+    /// population books only the members that did something.
+    dirty_members: Vec<u32>,
     member_rngs: Vec<SimRng>,
     /// Cumulative route weights (normalised) and the target's route index.
     routes: Vec<(f64, u32)>,
@@ -414,6 +424,10 @@ pub(crate) struct World {
     in_flight_max: u32,
     pub(crate) limit_hit: Option<LimitHit>,
     pub(crate) buckets: Buckets,
+    /// The timeline bucket of the event being handled, and when it ends
+    /// (never, for the last one): see `roll_bucket`.
+    bucket: usize,
+    bucket_end: SimTime,
     /// The policies whose bulkhead has a queue, where a call leaving it can
     /// promote a waiting one.
     queueing_policies: Vec<PolicyRef>,
@@ -502,6 +516,9 @@ impl Model for World {
             // so nothing more is allocated before the runner sees it.
             return;
         }
+        if ctx.now() >= self.bucket_end {
+            self.roll_bucket(ctx.now());
+        }
         self.dispatch(event, ctx);
         if !self.queueing_policies.is_empty() {
             self.resume_promoted(ctx);
@@ -514,6 +531,21 @@ impl Model for World {
 }
 
 impl World {
+    /// The first event of a later timeline bucket is about to run: what the
+    /// policies counted during the bucket that ended is booked into it.
+    /// Booking once a bucket, rather than diffing every policy's counters at
+    /// every step, is what keeps the edges' count series cheap; a count
+    /// lands in the same bucket either way, since every step of a bucket
+    /// comes before its end.
+    #[cold]
+    #[inline(never)]
+    fn roll_bucket(&mut self, now: SimTime) {
+        self.book_policy_counts();
+        self.bucket = self.buckets.index(now);
+        self.bucket_end =
+            if self.bucket + 1 == self.buckets.count { SimTime::MAX } else { self.buckets.start(self.bucket + 1) };
+    }
+
     fn dispatch(&mut self, event: Event, ctx: &mut Context<'_, Event>) {
         match event {
             Event::ClientArrival { client } => self.client_arrival(ctx, client, None),

@@ -1,8 +1,10 @@
 //! The per-bucket series a service, an edge and a client route keep.
 
+use stormglass_core::time::SimTime;
 use stormglass_core::timeline::{Buckets, CountSeries, GaugeSeries, LatencySeries};
+use stormglass_patterns::pipeline::PolicyStats;
 
-use super::{EdgeBook, EdgeSeries, RouteSeries, ServiceSeries};
+use super::{EdgeBook, EdgeSeries, RouteSeries, ServiceSeries, World};
 use crate::report::Cause;
 
 impl ServiceSeries {
@@ -23,7 +25,51 @@ impl ServiceSeries {
     }
 }
 
+impl World {
+    /// Books every policy's counters, as changed since they were last
+    /// booked, into the current bucket of its edge's timeline. The runner
+    /// calls it once more at the end, before reading the timelines.
+    pub(crate) fn book_policy_counts(&mut self) {
+        let at = self.buckets.start(self.bucket);
+        for service in &mut self.services {
+            for dependency in &mut service.dependencies {
+                let stats = dependency.policy.stats();
+                dependency.edge.book_counts(at, &stats_since(&stats, &dependency.booked));
+                dependency.booked = stats;
+            }
+        }
+        for client in &mut self.clients {
+            for member in client.dirty_members.drain(..) {
+                let member = &mut client.members[member as usize];
+                let stats = member.policy.stats();
+                client.edge.book_counts(at, &stats_since(&stats, &member.booked));
+                member.booked = stats;
+                member.dirty = false;
+            }
+        }
+    }
+}
+
 impl EdgeBook {
+    /// Books counts a policy made during the bucket that starts at `at`.
+    pub(super) fn book_counts(&mut self, at: SimTime, counted: &PolicyStats) {
+        let series = &mut self.series;
+        let book = |counts: &mut CountSeries, n: u64| {
+            if n > 0 {
+                counts.add(at, n);
+            }
+        };
+        book(&mut series.calls, counted.calls);
+        book(&mut series.attempts, counted.attempts);
+        book(&mut series.retries, counted.retries);
+        book(&mut series.ok, counted.successes);
+        book(&mut series.fallbacks, counted.fallbacks);
+        book(&mut series.failed, counted.failures);
+        book(&mut series.rejected_circuit_open, counted.rejected_circuit_open);
+        book(&mut series.rejected_bulkhead_full, counted.rejected_bulkhead_full);
+        book(&mut series.throttled, counted.throttled);
+    }
+
     pub(super) fn new(buckets: Buckets) -> Self {
         EdgeBook {
             series: EdgeSeries::new(buckets),
@@ -65,5 +111,23 @@ impl RouteSeries {
             latency: LatencySeries::new(buckets),
             in_flight: 0,
         }
+    }
+}
+
+/// What a policy counted between two readings of its counters.
+fn stats_since(after: &PolicyStats, before: &PolicyStats) -> PolicyStats {
+    PolicyStats {
+        calls: after.calls - before.calls,
+        attempts: after.attempts - before.attempts,
+        retries: after.retries - before.retries,
+        successes: after.successes - before.successes,
+        failures: after.failures - before.failures,
+        fallbacks: after.fallbacks - before.fallbacks,
+        rejected_circuit_open: after.rejected_circuit_open - before.rejected_circuit_open,
+        rejected_bulkhead_full: after.rejected_bulkhead_full - before.rejected_bulkhead_full,
+        rejected_rate_limited: after.rejected_rate_limited - before.rejected_rate_limited,
+        throttled: after.throttled - before.throttled,
+        deadline_exceeded: after.deadline_exceeded - before.deadline_exceeded,
+        abandoned: after.abandoned - before.abandoned,
     }
 }

@@ -18,7 +18,7 @@ impl World {
         request.state = RequestState::Queued;
         let (s, r) = (request.service as usize, request.replica as usize);
         let service = &mut self.services[s];
-        service.series.arrivals.add(now, 1);
+        service.series.arrivals.add_in(self.bucket, 1);
         let replica = &mut service.replicas[r];
         if replica.crashed > 0 {
             service.series.refused_by_crash.add(now, 1);
@@ -269,13 +269,14 @@ impl World {
         let services_count = self.services.len();
         let request = self.requests.remove(request_key.index as usize);
         let service = &mut self.services[request.service as usize];
-        service.series.answered.add(now, 1);
+        let bucket = self.bucket;
+        service.series.answered.add_in(bucket, 1);
         if answer.outcome.is_success() {
-            service.series.ok.add(now, 1);
+            service.series.ok.add_in(bucket, 1);
         } else {
-            service.series.failed[cause_index(answer.cause.unwrap_or(Cause::ErrorStatus))].add(now, 1);
+            service.series.failed[cause_index(answer.cause.unwrap_or(Cause::ErrorStatus))].add_in(bucket, 1);
         }
-        service.series.latency.record(now, now - request.arrived);
+        service.series.latency.record_in(bucket, now - request.arrived);
         let link = &mut self.links[request.reply_node as usize * services_count + request.service as usize];
         let latency = link.latency.sample(&mut link.rng);
         ctx.schedule_in(latency, Event::Answer { call: request.reply_call, attempt: request.reply_attempt, answer });
