@@ -438,6 +438,24 @@ pub enum Sampler {
     Empirical(Vec<SimDuration>),
 }
 
+/// A standard normal deviate, as every normal and log-normal draw takes it.
+#[inline]
+pub(crate) fn standard_normal(rng: &mut SimRng) -> f64 {
+    rand_distr::StandardNormal.sample(rng)
+}
+
+/// The log-normal value of the deviate `z` for the log's mean `mu` and
+/// standard deviation `sigma`.
+#[inline]
+pub(crate) fn log_normal(mu: f64, sigma: f64, z: f64) -> SimDuration {
+    // e^x as 2^(x log2 e): libm's exp2 is table-driven and about twice as
+    // fast as its exp, which divides; the seed cascade draws three of these
+    // per request. The two differ by a few ulps, which moves a sampled time
+    // by a whole nanosecond about 3 times in a million draws (fewer at
+    // millisecond scale).
+    SimDuration::from_secs_f64(libm::exp2((mu + sigma * z) * std::f64::consts::LOG2_E))
+}
+
 /// Resampling bound for the truncated normal. With a non-negative mean each
 /// draw is kept with probability at least 1/2, so 64 misses in a row has
 /// probability 2^-64; the bound only guarantees termination.
@@ -479,15 +497,7 @@ impl Sampler {
                 }
                 SimDuration::ZERO
             }
-            Sampler::LogNormal { mu, sigma } => {
-                let z: f64 = rand_distr::StandardNormal.sample(rng);
-                // e^x as 2^(x log2 e): libm's exp2 is table-driven and about
-                // twice as fast as its exp, which divides; the seed cascade
-                // draws three of these per request. The two differ by a few
-                // ulps, which moves a sampled time by a whole nanosecond about
-                // 3 times in a million draws (fewer at millisecond scale).
-                SimDuration::from_secs_f64(libm::exp2((mu + sigma * z) * std::f64::consts::LOG2_E))
-            }
+            Sampler::LogNormal { mu, sigma } => log_normal(*mu, *sigma, standard_normal(rng)),
             Sampler::Pareto { scale_secs, inverse_shape } => {
                 // 1 - U lies in (0, 1], so the power is finite.
                 let u = 1.0 - uniform01(rng);

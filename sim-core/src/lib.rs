@@ -76,6 +76,7 @@
 //!    budget and time limit stop a runaway model with a [`sim::SimError`],
 //!    histograms and timelines have a fixed maximum size.
 
+pub mod ahead;
 pub mod dist;
 pub mod error;
 pub mod metrics;

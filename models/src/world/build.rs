@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use slab::Slab;
+use stormglass_core::ahead::DrawsAhead;
 use stormglass_core::rng::RngStreams;
 use stormglass_core::time::{SimDuration, SimTime};
 use stormglass_core::timeline::Buckets;
@@ -42,6 +43,9 @@ impl World {
                 .routes
                 .iter()
                 .map(|(route_name, route)| {
+                    // One sampler per distinct compute distribution, in the
+                    // order the steps first use them.
+                    let mut distributions: Vec<&stormglass_core::dist::Distribution> = Vec::new();
                     let steps = route
                         .steps
                         .iter()
@@ -58,7 +62,14 @@ impl World {
                                 }
                             };
                             match step {
-                                HandlerStep::Compute(d) => CompiledStep::Compute(sampler(d)),
+                                HandlerStep::Compute(d) => {
+                                    let index =
+                                        distributions.iter().position(|known| *known == d).unwrap_or_else(|| {
+                                            distributions.push(d);
+                                            distributions.len() - 1
+                                        });
+                                    CompiledStep::Compute(index)
+                                }
                                 HandlerStep::Call(call) => CompiledStep::Calls(vec![compile(call)]),
                                 HandlerStep::Parallel(calls) => {
                                     CompiledStep::Calls(calls.iter().map(compile).collect())
@@ -66,10 +77,13 @@ impl World {
                             }
                         })
                         .collect();
+                    let mut compute_rng = streams.stream(&format!("service.{name}.route.{route_name}.compute"));
+                    let samplers = distributions.into_iter().map(sampler).collect();
                     Route {
                         steps,
                         errors: route.errors.map(|e| (e.probability, e.status)),
-                        compute_rng: streams.stream(&format!("service.{name}.route.{route_name}.compute")),
+                        compute: DrawsAhead::new(samplers, &mut compute_rng),
+                        compute_rng,
                         errors_rng: streams.stream(&format!("service.{name}.route.{route_name}.errors")),
                     }
                 })

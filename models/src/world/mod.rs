@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use slab::Slab;
+use stormglass_core::ahead::DrawsAhead;
 use stormglass_core::dist::Sampler;
 use stormglass_core::queue::EventId;
 use stormglass_core::rng::SimRng;
@@ -163,12 +164,16 @@ struct ServerRequest {
 struct Route {
     steps: Vec<CompiledStep>,
     errors: Option<(f64, u16)>,
+    /// The route's compute times, one sampler per distinct distribution of
+    /// its steps, drawn from its own stream one ahead of use.
+    compute: DrawsAhead,
     compute_rng: SimRng,
     errors_rng: SimRng,
 }
 
 enum CompiledStep {
-    Compute(Sampler),
+    /// Compute for a time from the route's sampler of this index.
+    Compute(usize),
     Calls(Vec<CompiledCall>),
 }
 

@@ -139,14 +139,14 @@ impl World {
                 self.release(ctx, s, r);
                 return;
             }
-            let Route { steps, compute_rng, .. } = &mut service.routes[route];
+            let Route { steps, compute, compute_rng, .. } = &mut service.routes[route];
             let Some(compiled) = steps.get(step) else {
                 return self.complete(ctx, request_key);
             };
             request.step += 1;
             let count = match compiled {
-                CompiledStep::Compute(sampler) => {
-                    let base = sampler.sample(compute_rng);
+                &CompiledStep::Compute(sampler) => {
+                    let base = compute.draw(sampler, compute_rng);
                     let replica = &service.replicas[r];
                     let factor = replica.slow_factor * (1.0 + service.contention * f64::from(replica.busy));
                     let took = if factor == 1.0 { base } else { base.mul_f64(factor) } + replica.slow_added;

@@ -1,0 +1,170 @@
+//! Draws taken one ahead of their use, for samplers that share a stream.
+//!
+//! A sampled duration is usually needed at once: it is the time of an event
+//! about to be scheduled. A log-normal draw is a chain of about a hundred
+//! cycles of dependent work (the normal deviate, `e^x`, the rounding to
+//! nanoseconds), and the queue push that needs its result waits for all of
+//! it. [`DrawsAhead`] draws the *next* value when it hands out the current
+//! one, so that chain runs while the processor goes on with the rest of the
+//! event, and the value is ready by the time it is asked for.
+//!
+//! The values, and the order they come off the stream, are exactly those of
+//! drawing at use, as long as the stream serves these samplers and nothing
+//! else: a value is drawn ahead only when it does not depend on which
+//! sampler takes it. That holds for a single sampler, and for log-normal
+//! samplers, which all turn the same standard normal deviate into their
+//! value (the deviate is drawn ahead, and its value for each sampler); any
+//! other mix is drawn at use.
+//!
+//! ```
+//! use stormglass_core::ahead::DrawsAhead;
+//! use stormglass_core::dist::Distribution;
+//! use stormglass_core::rng::RngStreams;
+//! use stormglass_core::time::SimDuration;
+//!
+//! let log_normal = |mean_ms, p99_ms| {
+//!     let (mean, p99) = (SimDuration::from_millis(mean_ms), SimDuration::from_millis(p99_ms));
+//!     Distribution::LogNormal { mean, p99 }.sampler().unwrap()
+//! };
+//! let samplers = vec![log_normal(2, 6), log_normal(1, 3)];
+//! let streams = RngStreams::new(7);
+//!
+//! // Drawn at use, one stream for both samplers.
+//! let mut rng = streams.stream("route.compute");
+//! let at_use: Vec<_> = [0, 1, 1, 0].iter().map(|&i| samplers[i].sample(&mut rng)).collect();
+//!
+//! // Drawn ahead: the same values in the same order.
+//! let mut rng = streams.stream("route.compute");
+//! let mut ahead = DrawsAhead::new(samplers.clone(), &mut rng);
+//! let drawn: Vec<_> = [0, 1, 1, 0].iter().map(|&i| ahead.draw(i, &mut rng)).collect();
+//! assert_eq!(drawn, at_use);
+//! ```
+
+use crate::dist::{Sampler, log_normal, standard_normal};
+use crate::rng::SimRng;
+use crate::time::SimDuration;
+
+/// Samplers sharing one stream, with their next values drawn ahead when the
+/// values do not depend on which sampler takes them (see the module
+/// documentation).
+#[derive(Debug, Clone)]
+pub struct DrawsAhead {
+    samplers: Vec<Sampler>,
+    ahead: Ahead,
+}
+
+#[derive(Debug, Clone)]
+enum Ahead {
+    /// One sampler: its next value.
+    One(SimDuration),
+    /// Log-normal samplers, as (mu, sigma): the next deviate's value for each.
+    LogNormals { parameters: Vec<(f64, f64)>, next: Vec<SimDuration> },
+    /// Drawn at use.
+    AtUse,
+}
+
+impl DrawsAhead {
+    /// The samplers, and their first values drawn from `rng` where they can
+    /// be (`rng` must serve these samplers alone).
+    pub fn new(samplers: Vec<Sampler>, rng: &mut SimRng) -> Self {
+        let parameters: Option<Vec<(f64, f64)>> = samplers
+            .iter()
+            .map(|s| match s {
+                Sampler::LogNormal { mu, sigma } => Some((*mu, *sigma)),
+                _ => None,
+            })
+            .collect();
+        let ahead = match (samplers.as_slice(), parameters) {
+            ([only], _) => Ahead::One(only.sample(rng)),
+            (_, Some(parameters)) if !parameters.is_empty() => {
+                let z = standard_normal(rng);
+                let next = parameters.iter().map(|&(mu, sigma)| log_normal(mu, sigma, z)).collect();
+                Ahead::LogNormals { parameters, next }
+            }
+            _ => Ahead::AtUse,
+        };
+        DrawsAhead { samplers, ahead }
+    }
+
+    /// The value for sampler `which` (an index into the samplers given to
+    /// [`DrawsAhead::new`]); the next one is drawn ahead before returning.
+    ///
+    /// # Panics
+    ///
+    /// If `which` names no sampler.
+    #[inline]
+    pub fn draw(&mut self, which: usize, rng: &mut SimRng) -> SimDuration {
+        match &mut self.ahead {
+            Ahead::One(next) => {
+                debug_assert_eq!(which, 0, "a single sampler is sampler 0");
+                std::mem::replace(next, self.samplers[0].sample(rng))
+            }
+            Ahead::LogNormals { parameters, next } => {
+                let value = next[which];
+                let z = standard_normal(rng);
+                for (slot, &(mu, sigma)) in next.iter_mut().zip(parameters.iter()) {
+                    *slot = log_normal(mu, sigma, z);
+                }
+                value
+            }
+            Ahead::AtUse => self.samplers[which].sample(rng),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dist::Distribution;
+    use crate::rng::RngStreams;
+
+    fn ms(n: u64) -> SimDuration {
+        SimDuration::from_millis(n)
+    }
+
+    fn sampler(distribution: Distribution) -> Sampler {
+        distribution.sampler().expect("valid")
+    }
+
+    /// Drawing ahead gives what drawing at use gives, for every kind of
+    /// mix, over a long pseudo-random sequence of which sampler draws.
+    fn check(samplers: Vec<Sampler>) {
+        let streams = RngStreams::new(11);
+        let order: Vec<usize> = (0..5_000u64).map(|i| ((i * 2_654_435_761) >> 7) as usize % samplers.len()).collect();
+        let mut rng = streams.stream("ahead");
+        let at_use: Vec<_> = order.iter().map(|&i| samplers[i].sample(&mut rng)).collect();
+        let mut rng = streams.stream("ahead");
+        let mut ahead = DrawsAhead::new(samplers, &mut rng);
+        let drawn: Vec<_> = order.iter().map(|&i| ahead.draw(i, &mut rng)).collect();
+        assert_eq!(drawn, at_use);
+    }
+
+    #[test]
+    fn a_single_sampler_of_any_kind_draws_as_at_use() {
+        check(vec![sampler(Distribution::Exponential { mean: ms(10) })]);
+        check(vec![sampler(Distribution::Normal { mean: ms(10), std_dev: ms(30) })]);
+        check(vec![sampler(Distribution::Constant { value: ms(3) })]);
+    }
+
+    #[test]
+    fn log_normals_share_the_deviate_and_draw_as_at_use() {
+        check(vec![
+            sampler(Distribution::LogNormal { mean: ms(2), p99: ms(6) }),
+            sampler(Distribution::LogNormal { mean: ms(1), p99: ms(3) }),
+            sampler(Distribution::LogNormal { mean: ms(40), p99: ms(500) }),
+        ]);
+    }
+
+    #[test]
+    fn any_other_mix_draws_at_use() {
+        check(vec![
+            sampler(Distribution::LogNormal { mean: ms(2), p99: ms(6) }),
+            sampler(Distribution::Exponential { mean: ms(10) }),
+        ]);
+        let mix = DrawsAhead::new(
+            vec![sampler(Distribution::Exponential { mean: ms(1) }), sampler(Distribution::Constant { value: ms(1) })],
+            &mut RngStreams::new(1).stream("x"),
+        );
+        assert!(matches!(mix.ahead, Ahead::AtUse));
+    }
+}
