@@ -409,6 +409,7 @@ impl<K: Hash + Eq + Clone, V> Fallback<K, V> {
     }
 
     /// Remembers a good answer for `key` (a no-op unless the policy caches).
+    #[inline]
     pub fn record_success(&mut self, now: SimTime, key: K, value: V) {
         if let Some(cache) = &mut self.cache {
             cache.store(now, key, value);

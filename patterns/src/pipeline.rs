@@ -549,6 +549,7 @@ impl Policy {
     }
 
     /// The oldest breaker transition not yet taken, for timelines.
+    #[inline]
     pub fn pop_transition(&mut self) -> Option<Transition> {
         self.breaker.as_mut()?.pop_transition()
     }
@@ -584,6 +585,7 @@ impl Policy {
     /// assert_eq!(value.as_deref(), Some(r#"{"name": "Ada"}"#));
     /// assert_eq!(record.served, ServedKind::CacheFresh);
     /// ```
+    #[inline]
     pub fn record_good_value(&mut self, now: SimTime, key: u64, value: String) {
         self.fallback.record_success(now, key, value);
     }

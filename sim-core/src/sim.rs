@@ -242,6 +242,26 @@ impl<M: Model> Simulation<M> {
     /// Handles the next event if it is due at or before `end`.
     #[inline]
     fn step_before(&mut self, end: SimTime) -> Result<Option<SimTime>, SimError> {
+        if self.events_handled >= self.limits.events_max {
+            return self.limit_reached(end);
+        }
+        // One look at the queue for the common case: an event due by `end`
+        // and within the time limit. Anything else is sorted out below.
+        let Some((time, event)) = self.queue.pop_until(end.min(self.limits.time_max)) else {
+            return self.limit_reached(end);
+        };
+        debug_assert!(time >= self.now, "time went backwards: {time} < {}", self.now);
+        self.now = time;
+        self.events_handled += 1;
+        let mut ctx = Context { now: time, queue: &mut self.queue };
+        self.model.handle(event, &mut ctx);
+        Ok(Some(time))
+    }
+
+    /// Why no event runs now: none is due by `end` (`Ok(None)`), or the
+    /// next one is past the time limit, or the event budget is spent.
+    #[cold]
+    fn limit_reached(&mut self, end: SimTime) -> Result<Option<SimTime>, SimError> {
         let Some(next) = self.queue.peek_time() else { return Ok(None) };
         if next > end {
             return Ok(None);
@@ -249,16 +269,8 @@ impl<M: Model> Simulation<M> {
         if next > self.limits.time_max {
             return Err(SimError::TimeLimitExceeded { time_max: self.limits.time_max, next });
         }
-        if self.events_handled >= self.limits.events_max {
-            return Err(SimError::EventBudgetExhausted { events_max: self.limits.events_max, at: self.now });
-        }
-        let Some((time, event)) = self.queue.pop() else { return Ok(None) };
-        debug_assert!(time >= self.now, "time went backwards: {time} < {}", self.now);
-        self.now = time;
-        self.events_handled += 1;
-        let mut ctx = Context { now: time, queue: &mut self.queue };
-        self.model.handle(event, &mut ctx);
-        Ok(Some(time))
+        debug_assert!(self.events_handled >= self.limits.events_max, "an event was due and the budget allowed it");
+        Err(SimError::EventBudgetExhausted { events_max: self.limits.events_max, at: self.now })
     }
 }
 

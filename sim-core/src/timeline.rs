@@ -306,8 +306,9 @@ impl LatencySeries {
 
     /// Records a latency observed in bucket `index` (the last one for an
     /// index past it), for a caller that already knows the bucket of `now`;
-    /// buckets must not go backwards.
-    #[inline]
+    /// buckets must not go backwards. Always inlined: a model records a few
+    /// latencies per request, and the call cost as much as the recording.
+    #[inline(always)]
     pub fn record_in(&mut self, index: usize, latency: SimDuration) {
         let index = index.min(self.buckets.count - 1);
         debug_assert!(index >= self.current_index, "latency recorded in the past");

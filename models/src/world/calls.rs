@@ -433,6 +433,7 @@ fn breaker_level(state: BreakerState) -> u64 {
 
 impl EdgeBook {
     /// Books the breaker transitions a step of `member`'s policy made.
+    #[inline]
     fn book_transitions(&mut self, now: SimTime, member: usize, policy: &mut Policy) {
         let series = &mut self.series;
         while let Some(transition) = policy.pop_transition() {

@@ -1002,6 +1002,7 @@ impl Breaker {
     /// assert_eq!((t.at, t.to, t.cause), (SimTime::from_secs(3), BreakerState::Disabled, TransitionCause::Disabled));
     /// assert!(b.pop_transition().is_none());
     /// ```
+    #[inline]
     pub fn pop_transition(&mut self) -> Option<Transition> {
         if self.log_len == 0 {
             return None;
