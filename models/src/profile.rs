@@ -19,7 +19,7 @@
 //! use stormglass_core::time::SimTime;
 //!
 //! let spike = RateProfile::Spike { base: 10.0, peak: 100.0, at: SimTime::from_secs(5), width: "1s".parse().unwrap() };
-//! let arrivals = Arrivals::new(&spike);
+//! let mut arrivals = Arrivals::new(&spike);
 //! assert_eq!(arrivals.rate_at(SimTime::from_millis(5500)), 100.0);
 //! let mut rng = SimRng::from_seed_u64(1);
 //! let next = arrivals.next_after(SimTime::ZERO, SimTime::from_secs(60), &mut rng);
@@ -32,15 +32,23 @@ use stormglass_core::time::{SimDuration, SimTime};
 use crate::config::{RatePoint, RateProfile};
 
 /// Draws arrival times from a [`RateProfile`].
+///
+/// Give every call of [`Arrivals::next_after`] the same stream: a constant
+/// rate draws its next gap one arrival ahead.
 #[derive(Debug, Clone)]
 pub struct Arrivals {
     profile: RateProfile,
+    /// A constant rate's next gap, drawn at the previous arrival: the draw
+    /// (a logarithm and a division, a long chain of dependent work) then
+    /// runs while the arrival goes on, not while its queue push waits. The
+    /// gaps and their order on the stream are the same as drawing at use.
+    gap_ahead: Option<SimDuration>,
 }
 
 impl Arrivals {
     /// Arrivals for a validated profile.
     pub fn new(profile: &RateProfile) -> Self {
-        Arrivals { profile: profile.clone() }
+        Arrivals { profile: profile.clone(), gap_ahead: None }
     }
 
     /// Requests per second at `t`.
@@ -70,7 +78,7 @@ impl Arrivals {
     }
 
     /// The first arrival after `now` and before `end`, if any.
-    pub fn next_after(&self, now: SimTime, end: SimTime, rng: &mut SimRng) -> Option<SimTime> {
+    pub fn next_after(&mut self, now: SimTime, end: SimTime, rng: &mut SimRng) -> Option<SimTime> {
         // Every pass either returns, or moves `t` forward: to a segment end
         // (always after `t`) or by a gap of at least 1 ns. So the loop ends
         // within the span to `end` without a cap on candidates, and `None`
@@ -81,7 +89,9 @@ impl Arrivals {
             if rps <= 0.0 || now >= end {
                 return None;
             }
-            let arrival = now + exponential_gap(rng, rps);
+            let gap = self.gap_ahead.take().unwrap_or_else(|| exponential_gap(rng, rps));
+            self.gap_ahead = Some(exponential_gap(rng, rps));
+            let arrival = now + gap;
             return (arrival < end).then_some(arrival);
         }
         let mut t = now;
@@ -192,7 +202,7 @@ mod tests {
     use super::*;
 
     fn count(profile: RateProfile, from: u64, to: u64, seed: u64) -> u64 {
-        let arrivals = Arrivals::new(&profile);
+        let mut arrivals = Arrivals::new(&profile);
         let mut rng = SimRng::from_seed_u64(seed);
         let mut t = SimTime::ZERO;
         let mut n = 0;
@@ -231,7 +241,7 @@ mod tests {
     /// the square root of the mean, so 5 sd (a false alarm under 1e-6 per
     /// window) bounds it; where the rate is zero the count must be zero.
     fn check(profile: RateProfile, end_ms: u64, seed: u64, windows: &[(u64, u64, f64)]) {
-        let arrivals = Arrivals::new(&profile);
+        let mut arrivals = Arrivals::new(&profile);
         let mut rng = SimRng::from_seed_u64(seed);
         let (mut t, mut times) = (SimTime::ZERO, Vec::new());
         while let Some(next) = arrivals.next_after(t, SimTime::from_millis(end_ms), &mut rng) {
@@ -318,7 +328,7 @@ mod tests {
         // at the global peak, commit 09f6aff), run on the same seeds: a
         // constant profile's draws, and every snapshot built on them, hold.
         let first_ns = |rps: f64, seed: u64| {
-            let arrivals = Arrivals::new(&RateProfile::Constant { rps });
+            let mut arrivals = Arrivals::new(&RateProfile::Constant { rps });
             let mut rng = SimRng::from_seed_u64(seed);
             let mut t = SimTime::ZERO;
             (0..6)
@@ -338,11 +348,11 @@ mod tests {
             RatePoint { at: SimTime::from_secs(10), rps: 100.0 },
             RatePoint { at: SimTime::from_secs(20), rps: 300.0 },
         ];
-        let steps = Arrivals::new(&RateProfile::Steps(points.clone()));
+        let mut steps = Arrivals::new(&RateProfile::Steps(points.clone()));
         assert_eq!(steps.rate_at(SimTime::from_secs(5)), 0.0);
         assert_eq!(steps.rate_at(SimTime::from_secs(15)), 100.0);
         assert_eq!(steps.rate_at(SimTime::from_secs(25)), 300.0);
-        let table = Arrivals::new(&RateProfile::Table(points));
+        let mut table = Arrivals::new(&RateProfile::Table(points));
         assert_eq!(table.rate_at(SimTime::from_secs(5)), 100.0);
         assert_eq!(table.rate_at(SimTime::from_secs(15)), 200.0);
         assert_eq!(table.rate_at(SimTime::from_secs(25)), 300.0);
@@ -350,7 +360,7 @@ mod tests {
 
     #[test]
     fn a_zero_profile_never_arrives_and_never_spins() {
-        let arrivals = Arrivals::new(&RateProfile::Constant { rps: 0.0 });
+        let mut arrivals = Arrivals::new(&RateProfile::Constant { rps: 0.0 });
         let mut rng = SimRng::from_seed_u64(1);
         assert_eq!(arrivals.next_after(SimTime::ZERO, SimTime::MAX, &mut rng), None);
         // A profile whose rest is zero ends at once, even with no end in
@@ -360,11 +370,11 @@ mod tests {
             RateProfile::Table(vec![point(0, 1e7), point(1_000, 0.0)]),
             RateProfile::Ramp { from_rps: 1e7, to_rps: 0.0, start: SimTime::ZERO, end: SimTime::from_secs(1) },
         ] {
-            let arrivals = Arrivals::new(&zero_from_1s);
+            let mut arrivals = Arrivals::new(&zero_from_1s);
             assert_eq!(arrivals.next_after(SimTime::from_secs(1), SimTime::MAX, &mut rng), None, "{zero_from_1s:?}");
         }
         // Nor does a long zero stretch at the start end the arrivals.
-        let late = Arrivals::new(&RateProfile::Steps(vec![point(0, 0.0), point(1_000_000_000, 1.0)]));
+        let mut late = Arrivals::new(&RateProfile::Steps(vec![point(0, 0.0), point(1_000_000_000, 1.0)]));
         let first = late.next_after(SimTime::ZERO, SimTime::MAX, &mut rng).expect("arrivals after the stretch");
         assert!(first > SimTime::from_secs(1_000_000), "{first}");
     }

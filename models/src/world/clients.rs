@@ -12,7 +12,7 @@ impl World {
     pub(super) fn client_arrival(&mut self, ctx: &mut Context<'_, Event>, client: u32, user: Option<u32>) {
         let now = ctx.now();
         let c = &mut self.clients[client as usize];
-        let next_arrival = match (&c.arrivals, user) {
+        let next_arrival = match (&mut c.arrivals, user) {
             (Some(arrivals), None) => arrivals.next_after(now, self.end_of_arrivals, &mut c.arrivals_rng),
             _ => None,
         };

@@ -460,7 +460,7 @@ impl World {
     pub(crate) fn start(&mut self, ctx: &mut Context<'_, Event>, scenario: &Scenario) {
         for (index, client) in self.clients.iter_mut().enumerate() {
             let client_index = index as u32;
-            if let Some(arrivals) = &client.arrivals {
+            if let Some(arrivals) = &mut client.arrivals {
                 if let Some(t) = arrivals.next_after(SimTime::ZERO, self.end_of_arrivals, &mut client.arrivals_rng) {
                     ctx.schedule_at(t, Event::ClientArrival { client: client_index });
                 }
