@@ -158,7 +158,7 @@ fn resilience(c: &mut Criterion) {
                 now += SimDuration::from_millis(1);
                 let mut timer = CallTimer::start(&config, now, None);
                 if timer.start_attempt(now).is_ok() {
-                    black_box(timer.phase_deadline(Phase::Read, now));
+                    black_box(timer.phase_deadline(&config, Phase::Read, now));
                 }
             }
         })

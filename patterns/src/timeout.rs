@@ -197,14 +197,14 @@ impl Deadline {
 /// let mut timer = CallTimer::start(&config, SimTime::ZERO, None);
 /// timer.start_attempt(SimTime::from_secs(4)).unwrap();
 /// // The read timeout (5 s) and the attempt (2 s) lose to the total (5 s from 0).
-/// assert_eq!(timer.phase_deadline(Phase::Read, SimTime::from_secs(4)), (SimTime::from_secs(5), Limit::Total));
+/// assert_eq!(timer.phase_deadline(&config, Phase::Read, SimTime::from_secs(4)), (SimTime::from_secs(5), Limit::Total));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallTimer {
-    pool: Option<SimDuration>,
-    connect: Option<SimDuration>,
-    write: Option<SimDuration>,
-    read: Option<SimDuration>,
+    /// The config's attempt limit, restarted at every attempt. The phase
+    /// limits stay in the config (see [`CallTimer::phase_deadline`]): a
+    /// timer lives in every call in flight, so it keeps only what the call
+    /// itself changes.
     attempt: Option<SimDuration>,
     /// The earlier of the total and the propagated deadline, with which one.
     call_deadline: (SimTime, Limit),
@@ -224,15 +224,7 @@ impl CallTimer {
         {
             call_deadline = (d.at(), Limit::Propagated);
         }
-        CallTimer {
-            pool: config.pool,
-            connect: config.connect,
-            write: config.write,
-            read: config.read,
-            attempt: config.attempt,
-            call_deadline,
-            attempt_deadline: call_deadline,
-        }
+        CallTimer { attempt: config.attempt, call_deadline, attempt_deadline: call_deadline }
     }
 
     /// Starts an attempt at `now`: refuses when the call's time is gone,
@@ -257,15 +249,10 @@ impl CallTimer {
     }
 
     /// The deadline of a phase that starts at `now` in the current attempt,
-    /// and the limit that sets it.
-    pub fn phase_deadline(&self, phase: Phase, now: SimTime) -> (SimTime, Limit) {
-        let limit = match phase {
-            Phase::Pool => self.pool,
-            Phase::Connect => self.connect,
-            Phase::Write => self.write,
-            Phase::Read => self.read,
-        };
-        match limit {
+    /// and the limit that sets it; `config` is the one the timer started
+    /// with.
+    pub fn phase_deadline(&self, config: &TimeoutConfig, phase: Phase, now: SimTime) -> (SimTime, Limit) {
+        match config.phase(phase) {
             Some(d) if now + d < self.attempt_deadline.0 => (now + d, Limit::Phase),
             _ => self.attempt_deadline,
         }

@@ -627,7 +627,7 @@ proptest! {
             Err(_) => prop_assert!(attempt_start >= call_end),
             Ok(_) => {
                 let want = candidates.into_iter().flatten().min().unwrap_or(SimTime::MAX);
-                prop_assert_eq!(timer.phase_deadline(phase, phase_start).0, want);
+                prop_assert_eq!(timer.phase_deadline(&config, phase, phase_start).0, want);
             }
         }
     }

@@ -45,12 +45,12 @@ fn the_earliest_limit_wins_and_is_named() {
     config.validate().unwrap();
     let mut timer = CallTimer::start(&config, t(0), None);
     assert_eq!(timer.start_attempt(t(0)), Ok(t(3)));
-    assert_eq!(timer.phase_deadline(Phase::Pool, t(0)), (SimTime::from_millis(100), Limit::Phase));
-    assert_eq!(timer.phase_deadline(Phase::Connect, t(0)), (t(1), Limit::Phase));
-    assert_eq!(timer.phase_deadline(Phase::Read, t(1)), (t(3), Limit::Attempt));
+    assert_eq!(timer.phase_deadline(&config, Phase::Pool, t(0)), (SimTime::from_millis(100), Limit::Phase));
+    assert_eq!(timer.phase_deadline(&config, Phase::Connect, t(0)), (t(1), Limit::Phase));
+    assert_eq!(timer.phase_deadline(&config, Phase::Read, t(1)), (t(3), Limit::Attempt));
     // A retry at 8 s: the attempt would end at 11 s, the total ends at 10 s.
     assert_eq!(timer.start_attempt(t(8)), Ok(t(10)));
-    assert_eq!(timer.phase_deadline(Phase::Read, t(8)), (t(10), Limit::Total));
+    assert_eq!(timer.phase_deadline(&config, Phase::Read, t(8)), (t(10), Limit::Total));
     assert_eq!(timer.start_attempt(t(10)), Err(Rejection::DeadlineExceeded));
 }
 
@@ -66,7 +66,7 @@ fn a_propagated_deadline_caps_the_call() {
     let no_limits = TimeoutConfig { pool: None, connect: None, write: None, read: None, attempt: None, total: None };
     let mut free = CallTimer::start(&no_limits, t(0), None);
     assert_eq!(free.start_attempt(t(0)), Ok(SimTime::MAX));
-    assert_eq!(free.phase_deadline(Phase::Read, t(0)), (SimTime::MAX, Limit::None));
+    assert_eq!(free.phase_deadline(&no_limits, Phase::Read, t(0)), (SimTime::MAX, Limit::None));
 }
 
 #[test]
