@@ -170,9 +170,15 @@ impl Histogram {
     #[inline]
     fn grow_to(&mut self, index: usize) {
         if index >= self.counts.len() {
-            self.counts.resize(index + 1, 0);
-            self.occupied.resize(index / 64 + 1, 0);
+            self.grow(index);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, index: usize) {
+        self.counts.resize(index + 1, 0);
+        self.occupied.resize(index / 64 + 1, 0);
     }
 
     /// The non-empty buckets from the smallest sample's up, in index order,
@@ -191,8 +197,9 @@ impl Histogram {
         })
     }
 
-    /// Records one latency.
-    #[inline]
+    /// Records one latency. Always inlined (its growth is out of line): a
+    /// model records a few latencies per request.
+    #[inline(always)]
     pub fn record(&mut self, latency: SimDuration) {
         let value = latency.as_nanos();
         let index = bucket_index(value);
