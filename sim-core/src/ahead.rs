@@ -3,10 +3,10 @@
 //! A sampled duration is usually needed at once: it is the time of an event
 //! about to be scheduled. A log-normal draw is a chain of about a hundred
 //! cycles of dependent work (the normal deviate, `e^x`, the rounding to
-//! nanoseconds), and the queue push that needs its result waits for all of
-//! it. [`DrawsAhead`] draws the *next* value when it hands out the current
-//! one, so that chain runs while the processor goes on with the rest of the
-//! event, and the value is ready by the time it is asked for.
+//! nanoseconds) reading tables that are cold by the next event, and the
+//! queue push that needs its result waits for all of it. [`DrawsAhead`]
+//! draws values in batches, ahead of their use, in one loop whose draws
+//! overlap, and hands them out one by one.
 //!
 //! The values, and the order they come off the stream, are exactly those of
 //! drawing at use, as long as the stream serves these samplers and nothing
@@ -35,7 +35,7 @@
 //!
 //! // Drawn ahead: the same values in the same order.
 //! let mut rng = streams.stream("route.compute");
-//! let mut ahead = DrawsAhead::new(samplers.clone(), &mut rng);
+//! let mut ahead = DrawsAhead::new(samplers.clone());
 //! let drawn: Vec<_> = [0, 1, 1, 0].iter().map(|&i| ahead.draw(i, &mut rng)).collect();
 //! assert_eq!(drawn, at_use);
 //! ```
@@ -44,29 +44,37 @@ use crate::dist::{Sampler, log_normal, standard_normal};
 use crate::rng::SimRng;
 use crate::time::SimDuration;
 
-/// Samplers sharing one stream, with their next values drawn ahead when the
-/// values do not depend on which sampler takes them (see the module
-/// documentation).
+/// Samplers sharing one stream, with their next values drawn ahead in
+/// batches when the values do not depend on which sampler takes them (see
+/// the module documentation).
 #[derive(Debug, Clone)]
 pub struct DrawsAhead {
     samplers: Vec<Sampler>,
     ahead: Ahead,
 }
 
+/// Values drawn at a time. A batch is drawn in one tight loop: its draws do
+/// not depend on each other, so their chains of work overlap, and the tables
+/// they read (the normal deviate's, `e^x`'s) stay in the cache for all of
+/// them, where draws one at a time between events found them cold.
+const BATCH: usize = 32;
+
 #[derive(Debug, Clone)]
 enum Ahead {
-    /// One sampler: its next value.
-    One(SimDuration),
-    /// Log-normal samplers, as (mu, sigma): the next deviate's value for each.
-    LogNormals { parameters: Vec<(f64, f64)>, next: Vec<SimDuration> },
+    /// Log-normal samplers, as (mu, sigma), one or several:
+    /// `values[i * samplers + which]` is the `i`-th deviate's value for
+    /// sampler `which`; `next` is the next `i` to hand out.
+    LogNormals { parameters: Vec<(f64, f64)>, values: Vec<SimDuration>, next: usize },
+    /// One sampler of another kind: its next values.
+    One { values: Vec<SimDuration>, next: usize },
     /// Drawn at use.
     AtUse,
 }
 
 impl DrawsAhead {
-    /// The samplers, and their first values drawn from `rng` where they can
-    /// be (`rng` must serve these samplers alone).
-    pub fn new(samplers: Vec<Sampler>, rng: &mut SimRng) -> Self {
+    /// The samplers; their values are drawn from the `rng` given to
+    /// [`DrawsAhead::draw`], which must serve these samplers alone.
+    pub fn new(samplers: Vec<Sampler>) -> Self {
         let parameters: Option<Vec<(f64, f64)>> = samplers
             .iter()
             .map(|s| match s {
@@ -75,19 +83,17 @@ impl DrawsAhead {
             })
             .collect();
         let ahead = match (samplers.as_slice(), parameters) {
-            ([only], _) => Ahead::One(only.sample(rng)),
             (_, Some(parameters)) if !parameters.is_empty() => {
-                let z = standard_normal(rng);
-                let next = parameters.iter().map(|&(mu, sigma)| log_normal(mu, sigma, z)).collect();
-                Ahead::LogNormals { parameters, next }
+                Ahead::LogNormals { values: vec![SimDuration::ZERO; BATCH * parameters.len()], parameters, next: BATCH }
             }
+            ([_], _) => Ahead::One { values: vec![SimDuration::ZERO; BATCH], next: BATCH },
             _ => Ahead::AtUse,
         };
         DrawsAhead { samplers, ahead }
     }
 
-    /// The value for sampler `which` (an index into the samplers given to
-    /// [`DrawsAhead::new`]); the next one is drawn ahead before returning.
+    /// The next value for sampler `which` (an index into the samplers given
+    /// to [`DrawsAhead::new`]), drawn from `rng` (always the same stream).
     ///
     /// # Panics
     ///
@@ -95,19 +101,38 @@ impl DrawsAhead {
     #[inline]
     pub fn draw(&mut self, which: usize, rng: &mut SimRng) -> SimDuration {
         match &mut self.ahead {
-            Ahead::One(next) => {
-                debug_assert_eq!(which, 0, "a single sampler is sampler 0");
-                std::mem::replace(next, self.samplers[0].sample(rng))
-            }
-            Ahead::LogNormals { parameters, next } => {
-                let value = next[which];
-                let z = standard_normal(rng);
-                for (slot, &(mu, sigma)) in next.iter_mut().zip(parameters.iter()) {
-                    *slot = log_normal(mu, sigma, z);
+            Ahead::LogNormals { parameters, values, next } => {
+                if *next == BATCH {
+                    draw_log_normals(parameters, values, rng);
+                    *next = 0;
                 }
+                let value = values[*next * parameters.len() + which];
+                *next += 1;
                 value
             }
+            Ahead::One { values, next } => {
+                debug_assert_eq!(which, 0, "a single sampler is sampler 0");
+                if *next == BATCH {
+                    let sampler = &self.samplers[0];
+                    values.iter_mut().for_each(|value| *value = sampler.sample(rng));
+                    *next = 0;
+                }
+                *next += 1;
+                values[*next - 1]
+            }
             Ahead::AtUse => self.samplers[which].sample(rng),
+        }
+    }
+}
+
+/// A batch of deviates, and each one's value for every sampler.
+#[inline(never)]
+fn draw_log_normals(parameters: &[(f64, f64)], values: &mut [SimDuration], rng: &mut SimRng) {
+    let mut deviates = [0.0; BATCH];
+    deviates.iter_mut().for_each(|z| *z = standard_normal(rng));
+    for (values, &z) in values.chunks_exact_mut(parameters.len()).zip(&deviates) {
+        for (value, &(mu, sigma)) in values.iter_mut().zip(parameters) {
+            *value = log_normal(mu, sigma, z);
         }
     }
 }
@@ -134,7 +159,7 @@ mod tests {
         let mut rng = streams.stream("ahead");
         let at_use: Vec<_> = order.iter().map(|&i| samplers[i].sample(&mut rng)).collect();
         let mut rng = streams.stream("ahead");
-        let mut ahead = DrawsAhead::new(samplers, &mut rng);
+        let mut ahead = DrawsAhead::new(samplers);
         let drawn: Vec<_> = order.iter().map(|&i| ahead.draw(i, &mut rng)).collect();
         assert_eq!(drawn, at_use);
     }
@@ -161,10 +186,10 @@ mod tests {
             sampler(Distribution::LogNormal { mean: ms(2), p99: ms(6) }),
             sampler(Distribution::Exponential { mean: ms(10) }),
         ]);
-        let mix = DrawsAhead::new(
-            vec![sampler(Distribution::Exponential { mean: ms(1) }), sampler(Distribution::Constant { value: ms(1) })],
-            &mut RngStreams::new(1).stream("x"),
-        );
+        let mix = DrawsAhead::new(vec![
+            sampler(Distribution::Exponential { mean: ms(1) }),
+            sampler(Distribution::Constant { value: ms(1) }),
+        ]);
         assert!(matches!(mix.ahead, Ahead::AtUse));
     }
 }

@@ -77,12 +77,12 @@ impl World {
                             }
                         })
                         .collect();
-                    let mut compute_rng = streams.stream(&format!("service.{name}.route.{route_name}.compute"));
+                    let compute_rng = streams.stream(&format!("service.{name}.route.{route_name}.compute"));
                     let samplers = distributions.into_iter().map(sampler).collect();
                     Route {
                         steps,
                         errors: route.errors.map(|e| (e.probability, e.status)),
-                        compute: DrawsAhead::new(samplers, &mut compute_rng),
+                        compute: DrawsAhead::new(samplers),
                         compute_rng,
                         errors_rng: streams.stream(&format!("service.{name}.route.{route_name}.errors")),
                     }
