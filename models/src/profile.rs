@@ -34,21 +34,26 @@ use crate::config::{RatePoint, RateProfile};
 /// Draws arrival times from a [`RateProfile`].
 ///
 /// Give every call of [`Arrivals::next_after`] the same stream: a constant
-/// rate draws its next gap one arrival ahead.
+/// rate draws its gaps ahead, in batches.
 #[derive(Debug, Clone)]
 pub struct Arrivals {
     profile: RateProfile,
-    /// A constant rate's next gap, drawn at the previous arrival: the draw
-    /// (a logarithm and a division, a long chain of dependent work) then
-    /// runs while the arrival goes on, not while its queue push waits. The
-    /// gaps and their order on the stream are the same as drawing at use.
-    gap_ahead: Option<SimDuration>,
+    /// A constant rate's next gaps, drawn in a batch: a gap is a logarithm
+    /// and a division, a long chain of dependent work, and a batch's chains
+    /// overlap where one drawn at each arrival held up the arrival's queue
+    /// push. The gaps and their order on the stream are the same as drawing
+    /// at use; `gaps_next` is the next to hand out.
+    gaps_ahead: [SimDuration; GAP_BATCH],
+    gaps_next: usize,
 }
+
+/// Gaps a constant rate draws at a time.
+const GAP_BATCH: usize = 32;
 
 impl Arrivals {
     /// Arrivals for a validated profile.
     pub fn new(profile: &RateProfile) -> Self {
-        Arrivals { profile: profile.clone(), gap_ahead: None }
+        Arrivals { profile: profile.clone(), gaps_ahead: [SimDuration::ZERO; GAP_BATCH], gaps_next: GAP_BATCH }
     }
 
     /// Requests per second at `t`.
@@ -89,9 +94,12 @@ impl Arrivals {
             if rps <= 0.0 || now >= end {
                 return None;
             }
-            let gap = self.gap_ahead.take().unwrap_or_else(|| exponential_gap(rng, rps));
-            self.gap_ahead = Some(exponential_gap(rng, rps));
-            let arrival = now + gap;
+            if self.gaps_next == GAP_BATCH {
+                self.gaps_ahead.iter_mut().for_each(|gap| *gap = exponential_gap(rng, rps));
+                self.gaps_next = 0;
+            }
+            let arrival = now + self.gaps_ahead[self.gaps_next];
+            self.gaps_next += 1;
             return (arrival < end).then_some(arrival);
         }
         let mut t = now;
@@ -320,6 +328,18 @@ mod tests {
             (35_000, 40_000, 5_000.0),
         ];
         check(table, 40_000, 3, &windows);
+    }
+
+    #[test]
+    fn a_constant_rate_draws_its_gaps_in_order_across_batches() {
+        let mut arrivals = Arrivals::new(&RateProfile::Constant { rps: 50.0 });
+        let (mut rng, mut at_use) = (SimRng::from_seed_u64(3), SimRng::from_seed_u64(3));
+        let mut t = SimTime::ZERO;
+        for _ in 0..3 * GAP_BATCH + 5 {
+            let next = arrivals.next_after(t, SimTime::MAX, &mut rng).expect("a constant rate keeps arriving");
+            assert_eq!(next, t + exponential_gap(&mut at_use, 50.0));
+            t = next;
+        }
     }
 
     #[test]
