@@ -368,11 +368,11 @@ mod tests {
             RatePoint { at: SimTime::from_secs(10), rps: 100.0 },
             RatePoint { at: SimTime::from_secs(20), rps: 300.0 },
         ];
-        let mut steps = Arrivals::new(&RateProfile::Steps(points.clone()));
+        let steps = Arrivals::new(&RateProfile::Steps(points.clone()));
         assert_eq!(steps.rate_at(SimTime::from_secs(5)), 0.0);
         assert_eq!(steps.rate_at(SimTime::from_secs(15)), 100.0);
         assert_eq!(steps.rate_at(SimTime::from_secs(25)), 300.0);
-        let mut table = Arrivals::new(&RateProfile::Table(points));
+        let table = Arrivals::new(&RateProfile::Table(points));
         assert_eq!(table.rate_at(SimTime::from_secs(5)), 100.0);
         assert_eq!(table.rate_at(SimTime::from_secs(15)), 200.0);
         assert_eq!(table.rate_at(SimTime::from_secs(25)), 300.0);
