@@ -129,17 +129,26 @@ impl SimDuration {
 }
 
 /// `x.round() as u64` for `0 < x < 2^64`, without the call to `round`
-/// that the baseline x86-64 target makes (it has no rounding instruction):
-/// every sampled duration goes through here.
+/// that the baseline x86-64 target makes (it has no rounding instruction)
+/// and, below 2^52, without a float-to-integer conversion either (from or to
+/// `u64` they take a dozen instructions there): every sampled duration goes
+/// through here.
 ///
-/// Exact: below 2^53 the truncated part is exact and so is `x - whole`
-/// (both lie within a factor of two, or `whole` is zero); from 2^52 up
-/// `x` is already an integer and the fraction is zero. A fraction of one
-/// half rounds up, away from zero, as `round` does.
+/// Below 2^52, adding 2^52 rounds `x` to an integer in the low bits of the
+/// sum (ties to even, the hardware's rounding), which the bits give
+/// directly; a tie that went down to even goes up, as `round` takes halves
+/// away from zero. `sum - 2^52` and its difference with `x` are exact, so the
+/// tie test is too. From 2^52 up `x` is already an integer.
 #[inline]
 fn round_positive(x: f64) -> u64 {
-    let whole = x as u64;
-    if x - whole as f64 >= 0.5 { whole + 1 } else { whole }
+    const TWO_52: f64 = 4_503_599_627_370_496.0;
+    if x < TWO_52 {
+        let sum = x + TWO_52;
+        let rounded = sum.to_bits() - TWO_52.to_bits();
+        if (sum - TWO_52) - x == -0.5 { rounded + 1 } else { rounded }
+    } else {
+        x as u64
+    }
 }
 
 impl SimTime {
