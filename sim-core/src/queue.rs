@@ -540,13 +540,16 @@ impl<E> EventQueue<E> {
         self.find_lane_first();
     }
 
-    /// Finds the lane with the smallest front again.
+    /// Finds the lane with the smallest front again. The smallest front so
+    /// far is kept in a local: read back through the index of its lane, each
+    /// comparison waited for the load the previous one chose.
     #[inline]
     fn find_lane_first(&mut self) {
-        let mut first = 0;
+        let (mut first, mut smallest) = (0, self.lane_fronts[0]);
         for index in 1..LANES {
-            if self.lane_fronts[index] < self.lane_fronts[first] {
-                first = index;
+            let front = self.lane_fronts[index];
+            if front < smallest {
+                (first, smallest) = (index, front);
             }
         }
         self.lane_first = first;
