@@ -154,9 +154,12 @@ pub struct EventQueue<E> {
     /// scans the lanes, and reading a small array is cheaper than reaching
     /// into four ring buffers.
     lane_fronts: [u128; LANES],
-    /// The lane with the smallest front: a pop from the heap leaves it as
-    /// it is, so only a pop from a lane (or a new front) looks again.
+    /// The lane with the smallest front, and that front (kept here too, so
+    /// that comparing with it needs no load through the index): a pop from
+    /// the heap leaves them as they are, so only a pop from a lane (or a new
+    /// front) looks again.
     lane_first: usize,
+    first_front: u128,
     /// The delay each lane holds (kept while it is empty, so the delay comes
     /// back to it), in nanoseconds ahead of `clock`.
     lane_delays: [u64; LANES],
@@ -244,6 +247,7 @@ impl<E> EventQueue<E> {
             lanes: Default::default(),
             lane_fronts: [EMPTY_LANE; LANES],
             lane_first: 0,
+            first_front: EMPTY_LANE,
             lane_delays: [NO_DELAY; LANES],
             lane_used: [0; LANES],
             recent_delays: [NO_DELAY; RECENT_DELAYS],
@@ -321,8 +325,8 @@ impl<E> EventQueue<E> {
             Some(lane) => {
                 if self.lane_fronts[lane] == EMPTY_LANE {
                     self.lane_fronts[lane] = entry.rank();
-                    if entry.rank() < self.lane_fronts[self.lane_first] {
-                        self.lane_first = lane;
+                    if entry.rank() < self.first_front {
+                        (self.lane_first, self.first_front) = (lane, entry.rank());
                     }
                 }
                 self.lane_used[lane] = entry.seq;
@@ -369,7 +373,7 @@ impl<E> EventQueue<E> {
     fn earliest(&self) -> Option<(Source, &Entry<E>)> {
         let lane = self.lane_first;
         match self.heap.peek() {
-            Some(top) if top.rank() < self.lane_fronts[lane] => Some((Source::Heap, top)),
+            Some(top) if top.rank() < self.first_front => Some((Source::Heap, top)),
             _ => self.lanes[lane].front().map(|front| (Source::Lane(lane), front)),
         }
     }
@@ -552,7 +556,7 @@ impl<E> EventQueue<E> {
                 (first, smallest) = (index, front);
             }
         }
-        self.lane_first = first;
+        (self.lane_first, self.first_front) = (first, smallest);
     }
 
     /// Gives the pending entries the sequence numbers 1, 2, ... in their
