@@ -62,7 +62,7 @@ impl RngStreams {
     pub fn stream_indexed(&self, name: &str, index: u64) -> SimRng {
         let mut rng = ChaCha8Rng::from_seed(self.key);
         rng.set_stream(stream_number(name, index));
-        SimRng { inner: rng }
+        SimRng { inner: Box::new(rng) }
     }
 }
 
@@ -70,7 +70,7 @@ impl RngStreams {
 /// distributions sample from it, and offers the few draws patterns need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimRng {
-    inner: ChaCha8Rng,
+    inner: Box<ChaCha8Rng>,
 }
 
 impl SimRng {
