@@ -447,6 +447,28 @@ pub struct PolicyStats {
     pub abandoned: u64,
 }
 
+/// What a policy counted between two readings of its counters (the later
+/// one first), for a caller that books them by period.
+impl std::ops::Sub for PolicyStats {
+    type Output = PolicyStats;
+    fn sub(self, earlier: Self) -> PolicyStats {
+        PolicyStats {
+            calls: self.calls - earlier.calls,
+            attempts: self.attempts - earlier.attempts,
+            retries: self.retries - earlier.retries,
+            successes: self.successes - earlier.successes,
+            failures: self.failures - earlier.failures,
+            fallbacks: self.fallbacks - earlier.fallbacks,
+            rejected_circuit_open: self.rejected_circuit_open - earlier.rejected_circuit_open,
+            rejected_bulkhead_full: self.rejected_bulkhead_full - earlier.rejected_bulkhead_full,
+            rejected_rate_limited: self.rejected_rate_limited - earlier.rejected_rate_limited,
+            throttled: self.throttled - earlier.throttled,
+            deadline_exceeded: self.deadline_exceeded - earlier.deadline_exceeded,
+            abandoned: self.abandoned - earlier.abandoned,
+        }
+    }
+}
+
 /// Sums counters, for an edge that many policies share (a client's members).
 impl std::ops::AddAssign for PolicyStats {
     fn add_assign(&mut self, other: Self) {

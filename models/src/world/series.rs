@@ -34,7 +34,7 @@ impl World {
         for service in &mut self.services {
             for dependency in &mut service.dependencies {
                 let stats = dependency.policy.stats();
-                dependency.edge.book_counts(at, &stats_since(&stats, &dependency.booked));
+                dependency.edge.book_counts(at, &(stats - dependency.booked));
                 dependency.booked = stats;
             }
         }
@@ -42,7 +42,7 @@ impl World {
             for member in client.dirty_members.drain(..) {
                 let member = &mut client.members[member as usize];
                 let stats = member.policy.stats();
-                client.edge.book_counts(at, &stats_since(&stats, &member.booked));
+                client.edge.book_counts(at, &(stats - member.booked));
                 member.booked = stats;
                 member.dirty = false;
             }
@@ -111,23 +111,5 @@ impl RouteSeries {
             latency: LatencySeries::new(buckets),
             in_flight: 0,
         }
-    }
-}
-
-/// What a policy counted between two readings of its counters.
-fn stats_since(after: &PolicyStats, before: &PolicyStats) -> PolicyStats {
-    PolicyStats {
-        calls: after.calls - before.calls,
-        attempts: after.attempts - before.attempts,
-        retries: after.retries - before.retries,
-        successes: after.successes - before.successes,
-        failures: after.failures - before.failures,
-        fallbacks: after.fallbacks - before.fallbacks,
-        rejected_circuit_open: after.rejected_circuit_open - before.rejected_circuit_open,
-        rejected_bulkhead_full: after.rejected_bulkhead_full - before.rejected_bulkhead_full,
-        rejected_rate_limited: after.rejected_rate_limited - before.rejected_rate_limited,
-        throttled: after.throttled - before.throttled,
-        deadline_exceeded: after.deadline_exceeded - before.deadline_exceeded,
-        abandoned: after.abandoned - before.abandoned,
     }
 }
