@@ -165,7 +165,7 @@ struct Route {
     steps: Vec<CompiledStep>,
     errors: Option<(f64, u16)>,
     /// The route's compute times, one sampler per distinct distribution of
-    /// its steps, drawn from its own stream one ahead of use.
+    /// its steps, drawn from its own stream in batches ahead of use.
     compute: DrawsAhead,
     compute_rng: SimRng,
     errors_rng: SimRng,

@@ -145,8 +145,8 @@ impl World {
             };
             request.step += 1;
             let count = match compiled {
-                &CompiledStep::Compute(sampler) => {
-                    let base = compute.draw(sampler, compute_rng);
+                &CompiledStep::Compute(which) => {
+                    let base = compute.draw(which, compute_rng);
                     let replica = &service.replicas[r];
                     let factor = replica.slow_factor * (1.0 + service.contention * f64::from(replica.busy));
                     let took = if factor == 1.0 { base } else { base.mul_f64(factor) } + replica.slow_added;
