@@ -154,12 +154,9 @@ pub struct EventQueue<E> {
     /// scans the lanes, and reading a small array is cheaper than reaching
     /// into four ring buffers.
     lane_fronts: [u128; LANES],
-    /// The lane with the smallest front, and that front (kept here too, so
-    /// that comparing with it needs no load through the index): a pop from
-    /// the heap leaves them as they are, so only a pop from a lane (or a new
-    /// front) looks again.
+    /// The lane with the smallest front: a pop from the heap leaves it as it
+    /// is, so only a pop from a lane (or a new front) looks again.
     lane_first: usize,
-    first_front: u128,
     /// The delay each lane holds (kept while it is empty, so the delay comes
     /// back to it), in nanoseconds ahead of `clock`.
     lane_delays: [u64; LANES],
@@ -247,7 +244,6 @@ impl<E> EventQueue<E> {
             lanes: Default::default(),
             lane_fronts: [EMPTY_LANE; LANES],
             lane_first: 0,
-            first_front: EMPTY_LANE,
             lane_delays: [NO_DELAY; LANES],
             lane_used: [0; LANES],
             recent_delays: [NO_DELAY; RECENT_DELAYS],
@@ -325,8 +321,8 @@ impl<E> EventQueue<E> {
             Some(lane) => {
                 if self.lane_fronts[lane] == EMPTY_LANE {
                     self.lane_fronts[lane] = entry.rank();
-                    if entry.rank() < self.first_front {
-                        (self.lane_first, self.first_front) = (lane, entry.rank());
+                    if entry.rank() < self.lane_fronts[self.lane_first] {
+                        self.lane_first = lane;
                     }
                 }
                 self.lane_used[lane] = entry.seq;
@@ -373,7 +369,7 @@ impl<E> EventQueue<E> {
     fn earliest(&self) -> Option<(Source, &Entry<E>)> {
         let lane = self.lane_first;
         match self.heap.peek() {
-            Some(top) if top.rank() < self.first_front => Some((Source::Heap, top)),
+            Some(top) if top.rank() < self.lane_fronts[lane] => Some((Source::Heap, top)),
             _ => self.lanes[lane].front().map(|front| (Source::Lane(lane), front)),
         }
     }
@@ -443,9 +439,9 @@ impl<E> EventQueue<E> {
     /// look at the lanes and the heap.
     #[inline]
     pub fn pop_until(&mut self, end: SimTime) -> Option<(SimTime, E)> {
-        if let Some(source) = self.peeked.take() {
-            return self.pop_from_until(source, end);
-        }
+        // A peek's note is only a shortcut for `pop`; looking again finds
+        // the same entry.
+        self.peeked = None;
         loop {
             let (source, entry) = self.earliest()?;
             if entry.time > end {
@@ -457,18 +453,6 @@ impl<E> EventQueue<E> {
             }
             self.tombstones -= 1;
         }
-    }
-
-    /// [`EventQueue::pop_until`] when a peek already found the earliest
-    /// entry, live, at `source`.
-    fn pop_from_until(&mut self, source: Source, end: SimTime) -> Option<(SimTime, E)> {
-        let (_, entry) = self.earliest()?;
-        if entry.time > end {
-            self.peeked = Some(source);
-            return None;
-        }
-        let entry = self.remove(source);
-        Some(self.ran(entry))
     }
 
     /// A live entry leaves the queue: its slot, if any, is freed, and the
@@ -556,7 +540,7 @@ impl<E> EventQueue<E> {
                 (first, smallest) = (index, front);
             }
         }
-        (self.lane_first, self.first_front) = (first, smallest);
+        self.lane_first = first;
     }
 
     /// Gives the pending entries the sequence numbers 1, 2, ... in their
