@@ -226,10 +226,30 @@ impl Histogram {
         for (mine, theirs) in self.occupied.iter_mut().zip(&other.occupied) {
             *mine |= theirs;
         }
+        self.add_moments(other);
+    }
+
+    /// Takes in `other`'s count, sum, smallest and largest sample (its
+    /// buckets are the caller's to add).
+    fn add_moments(&mut self, other: &Histogram) {
         self.min_ns = if self.count == 0 { other.min_ns } else { self.min_ns.min(other.min_ns) };
         self.max_ns = self.max_ns.max(other.max_ns);
         self.count += other.count;
         self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
+    }
+
+    /// The nearest rank of quantile `q` (clamped to `[0, 1]`, NaN as 1)
+    /// among the samples; the histogram is not empty.
+    fn rank(&self, q: f64) -> u64 {
+        let q = if q.is_nan() { 1.0 } else { q.clamp(0.0, 1.0) };
+        ((q * self.count as f64).ceil() as u64).clamp(1, self.count)
+    }
+
+    /// The value a quantile that falls in bucket `index` reads: the
+    /// bucket's midpoint, clamped to the observed range.
+    fn quantile_value(&self, index: usize) -> SimDuration {
+        let (low, width) = bucket_bounds(index);
+        SimDuration::from_nanos((low + (width - 1) / 2).clamp(self.min_ns, self.max_ns))
     }
 
     /// Forgets every sample, keeping the allocation.
@@ -294,25 +314,19 @@ impl Histogram {
             out.iter_mut().for_each(|o| *o = SimDuration::ZERO);
             return;
         }
-        let rank = |q: f64| {
-            let q = if q.is_nan() { 1.0 } else { q.clamp(0.0, 1.0) };
-            ((q * self.count as f64).ceil() as u64).clamp(1, self.count)
-        };
         let mut next = 0;
         // The rank the next quantile waits for, computed once per quantile
         // rather than once per bucket.
         let Some(&first) = qs.first() else { return };
-        let mut wanted = rank(first);
+        let mut wanted = self.rank(first);
         let mut seen = 0;
         for (index, count) in self.occupied_buckets() {
             seen += count;
             while seen >= wanted {
-                let (low, width) = bucket_bounds(index);
-                let middle = low + (width - 1) / 2;
-                out[next] = SimDuration::from_nanos(middle.clamp(self.min_ns, self.max_ns));
+                out[next] = self.quantile_value(index);
                 next += 1;
                 match qs.get(next) {
-                    Some(&q) => wanted = rank(q),
+                    Some(&q) => wanted = self.rank(q),
                     None => return,
                 }
             }
@@ -358,8 +372,7 @@ impl Histogram {
         if self.count == 0 {
             return self.summary();
         }
-        let rank = |q: f64| ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
-        let wanted = SUMMARY_QUANTILES.map(rank);
+        let wanted = SUMMARY_QUANTILES.map(|q| self.rank(q));
         let mut found = [SimDuration::ZERO; 4];
         let (mut next, mut seen) = (0, 0);
         total.grow_to(self.counts.len() - 1);
@@ -374,8 +387,7 @@ impl Histogram {
                 total.counts[index] += count;
                 seen += count;
                 while next < wanted.len() && seen >= wanted[next] {
-                    let (low, width) = bucket_bounds(index);
-                    found[next] = SimDuration::from_nanos((low + (width - 1) / 2).clamp(self.min_ns, self.max_ns));
+                    found[next] = self.quantile_value(index);
                     next += 1;
                 }
             }
@@ -390,10 +402,7 @@ impl Histogram {
             p999: found[3],
             max: self.max(),
         };
-        total.min_ns = if total.count == 0 { self.min_ns } else { total.min_ns.min(self.min_ns) };
-        total.max_ns = total.max_ns.max(self.max_ns);
-        total.count += self.count;
-        total.sum_ns = total.sum_ns.saturating_add(self.sum_ns);
+        total.add_moments(self);
         (self.count, self.sum_ns, self.min_ns, self.max_ns) = (0, 0, 0, 0);
         summary
     }
