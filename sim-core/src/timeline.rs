@@ -87,6 +87,21 @@ impl Buckets {
     pub fn start(&self, index: usize) -> SimTime {
         SimTime::from_nanos(self.width.as_nanos().saturating_mul(index as u64))
     }
+
+    /// When bucket `index` ends (exclusive): never for the last one, which
+    /// also takes anything past the horizon.
+    ///
+    /// ```
+    /// use stormglass_core::timeline::Buckets;
+    /// use stormglass_core::time::{SimDuration, SimTime};
+    ///
+    /// let buckets = Buckets::new(SimDuration::from_secs(1), SimDuration::from_secs(3)).unwrap();
+    /// assert_eq!(buckets.end(0), SimTime::from_secs(1));
+    /// assert_eq!(buckets.end(2), SimTime::MAX);
+    /// ```
+    pub fn end(&self, index: usize) -> SimTime {
+        if index + 1 >= self.count { SimTime::MAX } else { self.start(index + 1) }
+    }
 }
 
 /// The bucket a series last wrote to, so that a series updated at
@@ -133,7 +148,7 @@ impl BucketCursor {
         let index = buckets.index(t);
         self.index = index;
         self.start = buckets.start(index);
-        self.end = if index + 1 == buckets.count { SimTime::MAX } else { buckets.start(index + 1) };
+        self.end = buckets.end(index);
         index
     }
 }

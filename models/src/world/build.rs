@@ -271,7 +271,7 @@ impl World {
             limit_hit: None,
             buckets,
             bucket: 0,
-            bucket_end: if buckets.count == 1 { SimTime::MAX } else { buckets.start(1) },
+            bucket_end: buckets.end(0),
             queueing_policies: Vec::new(),
             queued_calls: BTreeMap::new(),
         }

@@ -547,8 +547,7 @@ impl World {
     fn roll_bucket(&mut self, now: SimTime) {
         self.book_policy_counts();
         self.bucket = self.buckets.index(now);
-        self.bucket_end =
-            if self.bucket + 1 == self.buckets.count { SimTime::MAX } else { self.buckets.start(self.bucket + 1) };
+        self.bucket_end = self.buckets.end(self.bucket);
     }
 
     fn dispatch(&mut self, event: Event, ctx: &mut Context<'_, Event>) {
