@@ -26,6 +26,7 @@
 //! assert!(next.is_some());
 //! ```
 
+use stormglass_core::ahead::Batch;
 use stormglass_core::rng::{SimRng, uniform01};
 use stormglass_core::time::{SimDuration, SimTime};
 
@@ -42,18 +43,14 @@ pub struct Arrivals {
     /// and a division, a long chain of dependent work, and a batch's chains
     /// overlap where one drawn at each arrival held up the arrival's queue
     /// push. The gaps and their order on the stream are the same as drawing
-    /// at use; `gaps_next` is the next to hand out.
-    gaps_ahead: [SimDuration; GAP_BATCH],
-    gaps_next: usize,
+    /// at use.
+    gaps: Batch,
 }
-
-/// Gaps a constant rate draws at a time.
-const GAP_BATCH: usize = 32;
 
 impl Arrivals {
     /// Arrivals for a validated profile.
     pub fn new(profile: &RateProfile) -> Self {
-        Arrivals { profile: profile.clone(), gaps_ahead: [SimDuration::ZERO; GAP_BATCH], gaps_next: GAP_BATCH }
+        Arrivals { profile: profile.clone(), gaps: Batch::default() }
     }
 
     /// Requests per second at `t`.
@@ -94,12 +91,7 @@ impl Arrivals {
             if rps <= 0.0 || now >= end {
                 return None;
             }
-            if self.gaps_next == GAP_BATCH {
-                self.gaps_ahead.iter_mut().for_each(|gap| *gap = exponential_gap(rng, rps));
-                self.gaps_next = 0;
-            }
-            let arrival = now + self.gaps_ahead[self.gaps_next];
-            self.gaps_next += 1;
+            let arrival = now + self.gaps.next(|| exponential_gap(rng, rps));
             return (arrival < end).then_some(arrival);
         }
         let mut t = now;
@@ -335,7 +327,7 @@ mod tests {
         let mut arrivals = Arrivals::new(&RateProfile::Constant { rps: 50.0 });
         let (mut rng, mut at_use) = (SimRng::from_seed_u64(3), SimRng::from_seed_u64(3));
         let mut t = SimTime::ZERO;
-        for _ in 0..3 * GAP_BATCH + 5 {
+        for _ in 0..3 * stormglass_core::ahead::BATCH + 5 {
             let next = arrivals.next_after(t, SimTime::MAX, &mut rng).expect("a constant rate keeps arriving");
             assert_eq!(next, t + exponential_gap(&mut at_use, 50.0));
             t = next;

@@ -57,7 +57,51 @@ pub struct DrawsAhead {
 /// not depend on each other, so their chains of work overlap, and the tables
 /// they read (the normal deviate's, `e^x`'s) stay in the cache for all of
 /// them, where draws one at a time between events found them cold.
-const BATCH: usize = 32;
+pub const BATCH: usize = 32;
+
+/// Values of one kind drawn [`BATCH`] at a time and handed out in order: for
+/// a stream that serves one sampler (or one formula) alone, the same values
+/// in the same order as drawing each at use.
+///
+/// ```
+/// use stormglass_core::ahead::Batch;
+/// use stormglass_core::rng::RngStreams;
+/// use stormglass_core::time::SimDuration;
+///
+/// let streams = RngStreams::new(3);
+/// let draw = |rng: &mut stormglass_core::rng::SimRng| SimDuration::from_nanos(rng.below(1_000));
+/// let mut at_use = streams.stream("gaps");
+/// let (mut rng, mut batch) = (streams.stream("gaps"), Batch::default());
+/// for _ in 0..100 {
+///     assert_eq!(batch.next(|| draw(&mut rng)), draw(&mut at_use));
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Batch {
+    values: [SimDuration; BATCH],
+    /// The next value to hand out; `BATCH` when a new batch is due.
+    next: usize,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch { values: [SimDuration::ZERO; BATCH], next: BATCH }
+    }
+}
+
+impl Batch {
+    /// The next value; when the batch is used up, `draw` fills a new one
+    /// first.
+    #[inline]
+    pub fn next(&mut self, mut draw: impl FnMut() -> SimDuration) -> SimDuration {
+        if self.next == BATCH {
+            self.values.iter_mut().for_each(|value| *value = draw());
+            self.next = 0;
+        }
+        self.next += 1;
+        self.values[self.next - 1]
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Ahead {
@@ -66,7 +110,7 @@ enum Ahead {
     /// sampler `which`; `next` is the next `i` to hand out.
     LogNormals { parameters: Vec<(f64, f64)>, values: Vec<SimDuration>, next: usize },
     /// One sampler of another kind: its next values.
-    One { values: Vec<SimDuration>, next: usize },
+    One(Box<Batch>),
     /// Drawn at use.
     AtUse,
 }
@@ -86,7 +130,7 @@ impl DrawsAhead {
             (_, Some(parameters)) if !parameters.is_empty() => {
                 Ahead::LogNormals { values: vec![SimDuration::ZERO; BATCH * parameters.len()], parameters, next: BATCH }
             }
-            ([_], _) => Ahead::One { values: vec![SimDuration::ZERO; BATCH], next: BATCH },
+            ([_], _) => Ahead::One(Box::default()),
             _ => Ahead::AtUse,
         };
         DrawsAhead { samplers, ahead }
@@ -110,15 +154,10 @@ impl DrawsAhead {
                 *next += 1;
                 value
             }
-            Ahead::One { values, next } => {
+            Ahead::One(batch) => {
                 debug_assert_eq!(which, 0, "a single sampler is sampler 0");
-                if *next == BATCH {
-                    let sampler = &self.samplers[0];
-                    values.iter_mut().for_each(|value| *value = sampler.sample(rng));
-                    *next = 0;
-                }
-                *next += 1;
-                values[*next - 1]
+                let sampler = &self.samplers[0];
+                batch.next(|| sampler.sample(rng))
             }
             Ahead::AtUse => self.samplers[which].sample(rng),
         }
