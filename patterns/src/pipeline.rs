@@ -570,6 +570,13 @@ impl Policy {
         self.breaker.as_ref().map(Breaker::state)
     }
 
+    /// Whether a breaker transition waits to be taken: most steps make
+    /// none, and callers look before draining.
+    #[inline]
+    pub fn has_transitions(&self) -> bool {
+        self.breaker.as_ref().is_some_and(Breaker::has_transitions)
+    }
+
     /// The oldest breaker transition not yet taken, for timelines.
     #[inline]
     pub fn pop_transition(&mut self) -> Option<Transition> {

@@ -410,13 +410,17 @@ fn drive_policy<T>(
                 m.dirty = true;
                 c.dirty_members.push(member);
             }
-            c.edge.book_transitions(now, member as usize, &mut m.policy);
+            if m.policy.has_transitions() {
+                c.edge.book_transitions(now, member as usize, &mut m.policy);
+            }
             result
         }
         PolicyRef::Edge { service, dependency } => {
             let d = &mut services[service as usize].dependencies[dependency as usize];
             let result = f(&mut d.policy, &mut d.rng);
-            d.edge.book_transitions(now, 0, &mut d.policy);
+            if d.policy.has_transitions() {
+                d.edge.book_transitions(now, 0, &mut d.policy);
+            }
             result
         }
     }
@@ -433,7 +437,10 @@ fn breaker_level(state: BreakerState) -> u64 {
 
 impl EdgeBook {
     /// Books the breaker transitions a step of `member`'s policy made.
-    #[inline]
+    /// Out of line: few steps make one, and callers look first with
+    /// `Policy::has_transitions`.
+    #[cold]
+    #[inline(never)]
     fn book_transitions(&mut self, now: SimTime, member: usize, policy: &mut Policy) {
         let series = &mut self.series;
         while let Some(transition) = policy.pop_transition() {

@@ -1002,6 +1002,13 @@ impl Breaker {
     /// assert_eq!((t.at, t.to, t.cause), (SimTime::from_secs(3), BreakerState::Disabled, TransitionCause::Disabled));
     /// assert!(b.pop_transition().is_none());
     /// ```
+    /// Whether a transition waits to be taken by [`Breaker::pop_transition`]:
+    /// a cheap look for callers that drain after every call.
+    #[inline]
+    pub fn has_transitions(&self) -> bool {
+        self.log_len > 0
+    }
+
     #[inline]
     pub fn pop_transition(&mut self) -> Option<Transition> {
         if self.log_len == 0 {
