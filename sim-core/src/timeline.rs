@@ -219,7 +219,7 @@ impl GaugeSeries {
     }
 
     /// Sets the level at `now`.
-    #[inline]
+    #[inline(always)]
     pub fn set(&mut self, now: SimTime, value: u64) {
         debug_assert!(now >= self.last_change, "gauge set in the past");
         let cursor = &self.cursor;
@@ -233,6 +233,13 @@ impl GaugeSeries {
             self.max[index] = self.max[index].max(value);
             return;
         }
+        self.set_in_later_bucket(now, value);
+    }
+
+    /// `set` when the last change was in an earlier bucket: out of line, so
+    /// the common case above inlines into its callers.
+    #[inline(never)]
+    fn set_in_later_bucket(&mut self, now: SimTime, value: u64) {
         self.accumulate_until(now);
         self.value = value;
         let index = self.cursor.index(&self.buckets, now);

@@ -53,10 +53,12 @@ impl World {
                             let compile = |call: &crate::config::CallConfig| {
                                 let dependency =
                                     dependency_names.iter().position(|d| **d == call.dependency).expect("validated");
-                                let target = &scenario.services[&config.dependencies[&call.dependency].service];
+                                let target_name = &config.dependencies[&call.dependency].service;
+                                let target = &scenario.services[target_name];
                                 let route = target.routes.keys().position(|r| *r == call.route).expect("validated");
                                 CompiledCall {
                                     dependency: dependency as u32,
+                                    target: service_index(target_name),
                                     route: route as u32,
                                     required: call.required,
                                 }

@@ -180,6 +180,9 @@ enum CompiledStep {
 #[derive(Clone, Copy)]
 struct CompiledCall {
     dependency: u32,
+    /// The dependency's service, copied here so starting a call reads one
+    /// place.
+    target: u32,
     route: u32,
     required: bool,
 }

@@ -163,14 +163,13 @@ impl World {
                     unreachable!("the step was a call step a moment ago")
                 };
                 let call = calls[i];
-                let target = self.services[s].dependencies[call.dependency as usize].target;
                 let policy = PolicyRef::Edge { service: s as u32, dependency: call.dependency };
                 self.start_call(
                     ctx,
                     Owner::Request(request_key),
                     policy,
                     s as u32,
-                    target,
+                    call.target,
                     call.route,
                     call.required,
                     Request::idempotent(key),
