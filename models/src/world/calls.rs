@@ -74,6 +74,7 @@ impl World {
             timeout: None,
             attempt_request: None,
             last_answer: None,
+            answer_in_transit: None,
             started: now,
             via_alternate,
         });
@@ -168,7 +169,7 @@ impl World {
     }
 
     /// An answer reached the caller.
-    pub(super) fn on_answer(&mut self, ctx: &mut Context<'_, Event>, call_key: Key, attempt: u32, answer: Answer) {
+    pub(super) fn on_answer(&mut self, ctx: &mut Context<'_, Event>, call_key: Key, attempt: u32) {
         let now = ctx.now();
         let Some(call) = self.calls.get_mut(call_key.index as usize).filter(|c| c.generation == call_key.generation)
         else {
@@ -177,6 +178,7 @@ impl World {
         if call.attempt != attempt {
             return; // the attempt already timed out: a late answer
         }
+        let answer = call.answer_in_transit.take().expect("the attempt out was answered");
         self.services[call.target as usize].replicas[call.attempt_replica as usize].outstanding -= 1;
         if let Some(timeout) = call.timeout.take() {
             ctx.cancel(timeout);

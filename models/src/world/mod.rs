@@ -64,8 +64,10 @@ pub(crate) enum Event {
     Deliver { request: Key },
     /// A compute step of a request ended.
     ComputeDone { request: Key },
-    /// An answer reaches the caller of `call`'s attempt `attempt`.
-    Answer { call: Key, attempt: u32, answer: Answer },
+    /// An answer reaches the caller of `call`'s attempt `attempt`. What it
+    /// says waits in the call (`OutboundCall::answer_in_transit`): an event
+    /// of 16 bytes keeps the queue's entries at 32.
+    Answer { call: Key, attempt: u32 },
     /// The attempt's timeout fired.
     AttemptTimeout { call: Key, attempt: u32 },
     /// A pipeline wait (backoff, leaky-bucket delay) ended.
@@ -118,6 +120,9 @@ struct OutboundCall {
     /// The server request of the attempt out, to mark it abandoned.
     attempt_request: Option<Key>,
     last_answer: Option<Answer>,
+    /// The answer to the attempt out, sent and not yet arrived (see
+    /// `Event::Answer`).
+    answer_in_transit: Option<Answer>,
     started: SimTime,
     /// Sent by another call's `alternate` fallback: a success is degraded.
     via_alternate: bool,
@@ -563,7 +568,7 @@ impl World {
             }
             Event::Deliver { request } => self.deliver(ctx, request),
             Event::ComputeDone { request } => self.advance(ctx, request),
-            Event::Answer { call, attempt, answer } => self.on_answer(ctx, call, attempt, answer),
+            Event::Answer { call, attempt } => self.on_answer(ctx, call, attempt),
             Event::AttemptTimeout { call, attempt } => self.on_timeout(ctx, call, attempt),
             Event::PolicyWake { call } => self.on_wake(ctx, call),
             Event::Fault { fault, starts } => self.on_fault(ctx, fault, starts),

@@ -278,7 +278,15 @@ impl World {
         service.series.latency.record_in(bucket, now - request.arrived);
         let link = &mut self.links[request.reply_node as usize * services_count + request.service as usize];
         let latency = link.latency.sample(&mut link.rng);
-        ctx.schedule_in(latency, Event::Answer { call: request.reply_call, attempt: request.reply_attempt, answer });
+        // The answer waits in the call for its event. A call that is gone,
+        // or has given up on this attempt, ignores the event when it
+        // arrives (attempt numbers never come back), so the answer is
+        // dropped here.
+        let (call, attempt) = (request.reply_call, request.reply_attempt);
+        if let Some(waiting) = self.call_mut(call).filter(|c| c.attempt == attempt) {
+            waiting.answer_in_transit = Some(answer);
+        }
+        ctx.schedule_in(latency, Event::Answer { call, attempt });
     }
 }
 
