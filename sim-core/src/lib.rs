@@ -15,6 +15,7 @@
 //! use stormglass_core::time::{SimDuration, SimTime};
 //! use stormglass_core::dist::Sampler;
 //!
+//! #[derive(Clone, Copy)]
 //! enum Event { Arrival, Departure }
 //!
 //! struct MM1 {
@@ -79,6 +80,7 @@
 pub mod ahead;
 pub mod dist;
 pub mod error;
+mod heap;
 pub mod metrics;
 pub mod queue;
 pub mod rng;

@@ -53,8 +53,9 @@
 //! assert_eq!(queue.pop(), None);
 //! ```
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::heap::{RankHeap, Ranked};
 
 use crate::time::SimTime;
 
@@ -70,7 +71,7 @@ pub struct EventId {
 }
 
 /// One heap or lane entry, payload included.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Entry<E> {
     time: SimTime,
     seq: u32,
@@ -82,51 +83,13 @@ struct Entry<E> {
 /// The `slot` of an event that cannot be cancelled.
 const NO_SLOT: u32 = u32::MAX;
 
-impl<E> Entry<E> {
+impl<E: Copy> Ranked for Entry<E> {
     /// The (time, seq) order as one integer: comparing two is one
     /// branch-free 128-bit compare, which matters because the heap's sifting
     /// is made of comparisons whose outcome no branch predictor can guess.
     #[inline]
     fn rank(&self) -> u128 {
         (u128::from(self.time.as_nanos()) << 64) | u128::from(self.seq)
-    }
-}
-
-// Reversed throughout, because `BinaryHeap` is a max-heap and we want the
-// earliest. The comparison operators are written out: the defaults go
-// through `Ordering` and compile to slower code in the sift loops.
-impl<E> PartialEq for Entry<E> {
-    fn eq(&self, other: &Self) -> bool {
-        self.rank() == other.rank()
-    }
-}
-impl<E> Eq for Entry<E> {}
-impl<E> PartialOrd for Entry<E> {
-    #[inline]
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-    #[inline]
-    fn lt(&self, other: &Self) -> bool {
-        other.rank() < self.rank()
-    }
-    #[inline]
-    fn le(&self, other: &Self) -> bool {
-        other.rank() <= self.rank()
-    }
-    #[inline]
-    fn gt(&self, other: &Self) -> bool {
-        other.rank() > self.rank()
-    }
-    #[inline]
-    fn ge(&self, other: &Self) -> bool {
-        other.rank() >= self.rank()
-    }
-}
-impl<E> Ord for Entry<E> {
-    #[inline]
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.rank().cmp(&self.rank())
     }
 }
 
@@ -147,7 +110,7 @@ const FREE: u32 = 0;
 /// Pending events, earliest first, ties in scheduling order.
 #[derive(Debug)]
 pub struct EventQueue<E> {
-    heap: BinaryHeap<Entry<E>>,
+    heap: RankHeap<Entry<E>>,
     /// FIFO lanes, each sorted by (time, seq): see the module documentation.
     lanes: [VecDeque<Entry<E>>; LANES],
     /// Each lane's front rank, [`EMPTY_LANE`] for an empty lane: every pop
@@ -218,13 +181,13 @@ enum Source {
 /// Below this many tombstones compaction is not worth a pass over the heap.
 const TOMBSTONES_MIN_FOR_COMPACTION: usize = 1024;
 
-impl<E> Default for EventQueue<E> {
+impl<E: Copy> Default for EventQueue<E> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<E> EventQueue<E> {
+impl<E: Copy> EventQueue<E> {
     /// Bytes one pending event holds: its heap or lane entry, payload
     /// included, and for a cancellable event its slot.
     /// (A cancelled event's entry lingers as a tombstone until it is
@@ -240,7 +203,7 @@ impl<E> EventQueue<E> {
     /// An empty queue with room for `capacity` pending events in its heap.
     pub fn with_capacity(capacity: usize) -> Self {
         EventQueue {
-            heap: BinaryHeap::with_capacity(capacity),
+            heap: RankHeap::with_capacity(capacity),
             lanes: Default::default(),
             lane_fronts: [EMPTY_LANE; LANES],
             lane_first: 0,
@@ -551,7 +514,7 @@ impl<E> EventQueue<E> {
     fn renumber(&mut self) {
         self.compact();
         self.peeked = None;
-        let mut heap = std::mem::take(&mut self.heap).into_vec();
+        let mut heap = std::mem::replace(&mut self.heap, RankHeap::with_capacity(0)).into_vec();
         let mut ranks: Vec<u128> = heap.iter().chain(self.lanes.iter().flatten()).map(Entry::rank).collect();
         ranks.sort_unstable();
         let slots = &mut self.slots;
@@ -569,7 +532,7 @@ impl<E> EventQueue<E> {
             self.lane_used[index] = lane.back().map_or(FREE, |back| back.seq);
         }
         self.refresh_lane_fronts();
-        self.heap = BinaryHeap::from(heap);
+        self.heap = RankHeap::from_vec(heap);
         self.seq_next = FREE + 1 + ranks.len() as u32;
         assert!(self.seq_next < self.seq_limit, "more pending events than sequence numbers");
     }
@@ -656,7 +619,7 @@ mod tests {
                 model.push((time, seq));
                 seq += 1;
             }
-            both_used |= lane_entries(&queue) > 0 && !queue.heap.is_empty();
+            both_used |= lane_entries(&queue) > 0 && queue.heap.len() > 0;
             model.sort();
             let (time, expected) = model.remove(0);
             assert_eq!(queue.pop(), Some((time, expected)));

@@ -35,8 +35,10 @@ use crate::time::{SimDuration, SimTime};
 
 /// A model the simulation drives: it receives its own events.
 pub trait Model {
-    /// The events this model schedules for itself.
-    type Event;
+    /// The events this model schedules for itself: plain values (`Copy`),
+    /// which the queue moves whole. A few words each, such as an enum of
+    /// indices into the model's state, keep the queue small and fast.
+    type Event: Copy;
 
     /// Handles one event at `ctx.now()`; may schedule and cancel events.
     fn handle(&mut self, event: Self::Event, ctx: &mut Context<'_, Self::Event>);
@@ -48,7 +50,7 @@ pub struct Context<'a, E> {
     queue: &'a mut EventQueue<E>,
 }
 
-impl<'a, E> Context<'a, E> {
+impl<'a, E: Copy> Context<'a, E> {
     /// The current virtual time.
     #[inline]
     pub fn now(&self) -> SimTime {

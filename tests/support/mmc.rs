@@ -52,6 +52,7 @@ pub struct MmcReport {
     pub end: SimTime,
 }
 
+#[derive(Clone, Copy)]
 pub enum MmcEvent {
     Arrival,
     Departure,

@@ -1,0 +1,231 @@
+//! A binary min-heap of plain values ordered by a `u128` rank: the event
+//! queue's heap, for the events that take no lane.
+//!
+//! std's `BinaryHeap` writes the element it sifts into a slot and then reads
+//! it back whole: `push` writes it at the end and `pop` swaps the last
+//! element into the root before sifting. The element was just written field
+//! by field, with narrow stores, and the wide loads that read it back wait
+//! for those stores to reach the cache (a failed store-to-load forward).
+//! That was a tenth of the event loop's time. This heap keeps the element it
+//! sifts in a local and writes it once, where it ends; only elements already
+//! in place move, whole. Holding an element in a local while its slot is
+//! reused needs `Copy` values, which queue entries are.
+//!
+//! Ranks are unique in the queue (time, then sequence number), so any
+//! correct heap pops the same order: which heap holds the events changes
+//! nothing but the cost.
+
+/// A value with its place in the order: smaller ranks come out first.
+pub(crate) trait Ranked: Copy {
+    fn rank(&self) -> u128;
+}
+
+/// A min-heap by rank (see the module documentation).
+#[derive(Debug, Clone)]
+pub(crate) struct RankHeap<T> {
+    /// Heap-ordered: no element ranks below its parent, `(index - 1) / 2`.
+    data: Vec<T>,
+}
+
+impl<T: Ranked> RankHeap<T> {
+    /// An empty heap with room for `capacity` elements.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        RankHeap { data: Vec::with_capacity(capacity) }
+    }
+
+    /// A heap of `data`, in any order, in O(n).
+    pub(crate) fn from_vec(data: Vec<T>) -> Self {
+        let mut heap = RankHeap { data };
+        heap.rebuild();
+        heap
+    }
+
+    /// The elements, in no particular order.
+    pub(crate) fn into_vec(self) -> Vec<T> {
+        self.data
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.data.capacity()
+    }
+
+    /// The smallest element.
+    #[inline]
+    pub(crate) fn peek(&self) -> Option<&T> {
+        self.data.first()
+    }
+
+    /// Adds `item`: parents ranked above it move down one level, and it is
+    /// written once, in the slot they leave.
+    #[inline(always)] // the caller builds `item` in place; see the module doc
+    pub(crate) fn push(&mut self, item: T) {
+        let rank = item.rank();
+        self.data.push(item);
+        // A slice keeps its pointer and length in registers: through the
+        // Vec, every store into the elements could have changed them.
+        let data = self.data.as_mut_slice();
+        let end = data.len() - 1;
+        let mut pos = end;
+        while pos > 0 {
+            let parent = (pos - 1) / 2;
+            if data[parent].rank() <= rank {
+                break;
+            }
+            data[pos] = data[parent];
+            pos = parent;
+        }
+        if pos != end {
+            data[pos] = item;
+        }
+    }
+
+    /// Removes the smallest element. The last element fills the root's
+    /// place: the smaller child moves up level by level to the bottom, then
+    /// the last element goes up from there to where it belongs (as std's
+    /// `BinaryHeap::pop`, since it usually belongs near the bottom, this
+    /// compares less than stopping on the way down). Always inlined:
+    /// called, it returned the element through memory, written narrow and
+    /// read back wide, the stall this heap exists to avoid.
+    #[inline(always)]
+    pub(crate) fn pop(&mut self) -> Option<T> {
+        let last = self.data.pop()?;
+        let data = self.data.as_mut_slice();
+        let Some(&top) = data.first() else {
+            return Some(last);
+        };
+        let end = data.len();
+        let (mut pos, mut child) = (0, 1);
+        while child + 1 < end {
+            // Branch-free: which child is smaller is a coin toss that no
+            // predictor guesses.
+            child += usize::from(data[child + 1].rank() < data[child].rank());
+            data[pos] = data[child];
+            pos = child;
+            child = 2 * pos + 1;
+        }
+        if child + 1 == end {
+            data[pos] = data[child];
+            pos = child;
+        }
+        let rank = last.rank();
+        while pos > 0 {
+            let parent = (pos - 1) / 2;
+            if data[parent].rank() <= rank {
+                break;
+            }
+            data[pos] = data[parent];
+            pos = parent;
+        }
+        data[pos] = last;
+        Some(top)
+    }
+
+    /// Keeps the elements `keep` accepts, in O(n).
+    pub(crate) fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
+        let before = self.data.len();
+        self.data.retain(keep);
+        if self.data.len() < before {
+            self.rebuild();
+        }
+    }
+
+    /// Restores the heap order over the whole vector (Floyd's method).
+    fn rebuild(&mut self) {
+        for start in (0..self.data.len() / 2).rev() {
+            self.sift_down(start);
+        }
+    }
+
+    /// Moves the element at `pos` down to where it belongs below it.
+    fn sift_down(&mut self, mut pos: usize) {
+        let item = self.data[pos];
+        let rank = item.rank();
+        let end = self.data.len();
+        loop {
+            let mut child = 2 * pos + 1;
+            if child >= end {
+                break;
+            }
+            if child + 1 < end {
+                child += usize::from(self.data[child + 1].rank() < self.data[child].rank());
+            }
+            if self.data[child].rank() >= rank {
+                break;
+            }
+            self.data[pos] = self.data[child];
+            pos = child;
+        }
+        self.data[pos] = item;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    impl Ranked for (u64, u32) {
+        fn rank(&self) -> u128 {
+            (u128::from(self.0) << 64) | u128::from(self.1)
+        }
+    }
+
+    /// An operation on a heap: push a time (its sequence number is the
+    /// operation's index, so ranks are unique as in the queue), pop, or
+    /// retain by a rule.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push(u64),
+        Pop,
+        RetainEvenSeq,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![8 => (0u64..50).prop_map(Op::Push), 6 => Just(Op::Pop), 1 => Just(Op::RetainEvenSeq)]
+    }
+
+    proptest! {
+        /// Against a sorted list: every pop gives the smallest rank left,
+        /// through pushes, pops, retains and a rebuild from a vector.
+        #[test]
+        fn pops_in_rank_order_like_a_sorted_list(ops in proptest::collection::vec(op(), 0..400)) {
+            let mut heap = RankHeap::with_capacity(0);
+            let mut sorted: Vec<(u64, u32)> = Vec::new();
+            for (seq, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Push(time) => {
+                        heap.push((time, seq as u32));
+                        sorted.push((time, seq as u32));
+                        sorted.sort();
+                    }
+                    Op::Pop => {
+                        let expected = (!sorted.is_empty()).then(|| sorted.remove(0));
+                        prop_assert_eq!(heap.pop(), expected);
+                    }
+                    Op::RetainEvenSeq => {
+                        heap.retain(|e| e.1 % 2 == 0);
+                        sorted.retain(|e| e.1 % 2 == 0);
+                        heap = RankHeap::from_vec(heap.into_vec());
+                    }
+                }
+                prop_assert_eq!(heap.len(), sorted.len());
+                prop_assert_eq!(heap.peek().copied(), sorted.first().copied());
+            }
+        }
+    }
+
+    #[test]
+    fn a_rebuilt_heap_pops_in_order() {
+        let scrambled: Vec<(u64, u32)> = (0..1000u32).map(|i| (u64::from(i * 7919 % 1000), i)).collect();
+        let mut heap = RankHeap::from_vec(scrambled.clone());
+        let mut expected = scrambled;
+        expected.sort();
+        let popped: Vec<_> = std::iter::from_fn(|| heap.pop()).collect();
+        assert_eq!(popped, expected);
+        assert_eq!(heap.len(), 0);
+    }
+}
