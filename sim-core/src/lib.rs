@@ -83,6 +83,7 @@ pub mod error;
 mod heap;
 pub mod metrics;
 pub mod queue;
+mod ring;
 pub mod rng;
 pub mod sim;
 pub mod time;

@@ -53,10 +53,8 @@
 //! assert_eq!(queue.pop(), None);
 //! ```
 
-use std::collections::VecDeque;
-
 use crate::heap::{RankHeap, Ranked};
-
+use crate::ring::Ring;
 use crate::time::SimTime;
 
 /// A handle to a cancellable event, for cancelling it.
@@ -112,7 +110,7 @@ const FREE: u32 = 0;
 pub struct EventQueue<E> {
     heap: RankHeap<Entry<E>>,
     /// FIFO lanes, each sorted by (time, seq): see the module documentation.
-    lanes: [VecDeque<Entry<E>>; LANES],
+    lanes: [Ring<Entry<E>>; LANES],
     /// Each lane's front rank, [`EMPTY_LANE`] for an empty lane: every pop
     /// scans the lanes, and reading a small array is cheaper than reaching
     /// into four ring buffers.
@@ -204,7 +202,7 @@ impl<E: Copy> EventQueue<E> {
     pub fn with_capacity(capacity: usize) -> Self {
         EventQueue {
             heap: RankHeap::with_capacity(capacity),
-            lanes: Default::default(),
+            lanes: [const { Ring::new() }; LANES],
             lane_fronts: [EMPTY_LANE; LANES],
             lane_first: 0,
             lane_delays: [NO_DELAY; LANES],
@@ -322,7 +320,7 @@ impl<E: Copy> EventQueue<E> {
         let lane = (0..LANES)
             .filter(|&index| self.lane_fronts[index] == EMPTY_LANE)
             .min_by_key(|&index| self.lane_used[index])?;
-        debug_assert!(self.lanes[lane].is_empty(), "a lane changes its delay while it holds events");
+        debug_assert!(self.lanes[lane].len() == 0, "a lane changes its delay while it holds events");
         self.lane_delays[lane] = delay;
         Some(lane)
     }
@@ -456,13 +454,13 @@ impl<E: Copy> EventQueue<E> {
 
     /// Heap and lane entries held, live and cancelled.
     pub fn entries_held(&self) -> usize {
-        self.heap.len() + self.lanes.iter().map(VecDeque::len).sum::<usize>()
+        self.heap.len() + self.lanes.iter().map(Ring::len).sum::<usize>()
     }
 
     /// Entries the heap and the lanes have room for: what the queue's memory
     /// grows with, beside the slots.
     pub fn capacity(&self) -> usize {
-        self.heap.capacity() + self.lanes.iter().map(VecDeque::capacity).sum::<usize>()
+        self.heap.capacity() + self.lanes.iter().map(Ring::capacity).sum::<usize>()
     }
 
     /// Slots allocated (the high-water mark of pending cancellable events).
@@ -515,7 +513,7 @@ impl<E: Copy> EventQueue<E> {
         self.compact();
         self.peeked = None;
         let mut heap = std::mem::replace(&mut self.heap, RankHeap::with_capacity(0)).into_vec();
-        let mut ranks: Vec<u128> = heap.iter().chain(self.lanes.iter().flatten()).map(Entry::rank).collect();
+        let mut ranks: Vec<u128> = heap.iter().chain(self.lanes.iter().flat_map(Ring::iter)).map(Entry::rank).collect();
         ranks.sort_unstable();
         let slots = &mut self.slots;
         let mut renumber = |entry: &mut Entry<E>| {
@@ -527,7 +525,7 @@ impl<E: Copy> EventQueue<E> {
             }
         };
         heap.iter_mut().for_each(&mut renumber);
-        self.lanes.iter_mut().flatten().for_each(&mut renumber);
+        self.lanes.iter_mut().flat_map(Ring::iter_mut).for_each(&mut renumber);
         for (index, lane) in self.lanes.iter().enumerate() {
             self.lane_used[index] = lane.back().map_or(FREE, |back| back.seq);
         }
@@ -598,8 +596,8 @@ mod tests {
     }
 
     /// Entries in the lanes (the rest are in the heap).
-    fn lane_entries<E>(queue: &EventQueue<E>) -> usize {
-        queue.lanes.iter().map(VecDeque::len).sum()
+    fn lane_entries<E: Copy>(queue: &EventQueue<E>) -> usize {
+        queue.lanes.iter().map(Ring::len).sum()
     }
 
     #[test]
