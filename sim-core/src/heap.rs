@@ -69,15 +69,7 @@ impl<T: Ranked> RankHeap<T> {
         // Vec, every store into the elements could have changed them.
         let data = self.data.as_mut_slice();
         let end = data.len() - 1;
-        let mut pos = end;
-        while pos > 0 {
-            let parent = (pos - 1) / 2;
-            if data[parent].rank() <= rank {
-                break;
-            }
-            data[pos] = data[parent];
-            pos = parent;
-        }
+        let pos = make_room_above(data, end, rank);
         if pos != end {
             data[pos] = item;
         }
@@ -111,15 +103,7 @@ impl<T: Ranked> RankHeap<T> {
             data[pos] = data[child];
             pos = child;
         }
-        let rank = last.rank();
-        while pos > 0 {
-            let parent = (pos - 1) / 2;
-            if data[parent].rank() <= rank {
-                break;
-            }
-            data[pos] = data[parent];
-            pos = parent;
-        }
+        let pos = make_room_above(data, pos, last.rank());
         data[pos] = last;
         Some(top)
     }
@@ -161,6 +145,22 @@ impl<T: Ranked> RankHeap<T> {
         }
         self.data[pos] = item;
     }
+}
+
+/// For an element of `rank` headed for the free slot `pos`: moves each
+/// parent ranked above it down a level, into the slot below, and returns
+/// the slot it belongs in, which the caller writes.
+#[inline(always)]
+fn make_room_above<T: Ranked>(data: &mut [T], mut pos: usize, rank: u128) -> usize {
+    while pos > 0 {
+        let parent = (pos - 1) / 2;
+        if data[parent].rank() <= rank {
+            break;
+        }
+        data[pos] = data[parent];
+        pos = parent;
+    }
+    pos
 }
 
 #[cfg(test)]
