@@ -991,17 +991,6 @@ impl Breaker {
         self.log_len += 1;
     }
 
-    /// The oldest transition not yet drained, if any.
-    ///
-    /// ```
-    /// # use stormglass_patterns::breaker::{Breaker, BreakerConfig, BreakerState, TransitionCause};
-    /// # use stormglass_core::time::SimTime;
-    /// let mut b = Breaker::new(BreakerConfig::default()).unwrap();
-    /// b.disable(SimTime::from_secs(3));
-    /// let t = b.pop_transition().unwrap();
-    /// assert_eq!((t.at, t.to, t.cause), (SimTime::from_secs(3), BreakerState::Disabled, TransitionCause::Disabled));
-    /// assert!(b.pop_transition().is_none());
-    /// ```
     /// Whether a transition waits to be taken by [`Breaker::pop_transition`]:
     /// a cheap look for callers that drain after every call.
     #[inline]
@@ -1009,6 +998,19 @@ impl Breaker {
         self.log_len > 0
     }
 
+    /// The oldest transition not yet drained, if any.
+    ///
+    /// ```
+    /// # use stormglass_patterns::breaker::{Breaker, BreakerConfig, BreakerState, TransitionCause};
+    /// # use stormglass_core::time::SimTime;
+    /// let mut b = Breaker::new(BreakerConfig::default()).unwrap();
+    /// b.disable(SimTime::from_secs(3));
+    /// assert!(b.has_transitions());
+    /// let t = b.pop_transition().unwrap();
+    /// assert_eq!((t.at, t.to, t.cause), (SimTime::from_secs(3), BreakerState::Disabled, TransitionCause::Disabled));
+    /// assert!(b.pop_transition().is_none());
+    /// assert!(!b.has_transitions());
+    /// ```
     #[inline]
     pub fn pop_transition(&mut self) -> Option<Transition> {
         if self.log_len == 0 {
