@@ -37,8 +37,12 @@ impl World {
         }
     }
 
-    /// Starts a call through `policy` and follows its first step;
-    /// `via_alternate` for the call an alternate fallback makes instead.
+    /// Starts a call through `policy` for the item `item` and follows its
+    /// first step; `via_alternate` for the call an alternate fallback makes
+    /// instead. Every call the model makes is an idempotent request (a GET)
+    /// with no upstream deadline. The item alone is passed, not a `Request`:
+    /// built by the caller field by field and read here whole, the request
+    /// waited for its stores (a failed store-to-load forward).
     #[allow(clippy::too_many_arguments)] // one call's identity; a struct would only rename them
     pub(super) fn start_call(
         &mut self,
@@ -49,7 +53,7 @@ impl World {
         target: u32,
         route: u32,
         required: bool,
-        request: Request,
+        item: u64,
         via_alternate: bool,
     ) {
         let now = ctx.now();
@@ -59,7 +63,7 @@ impl World {
         let generation = self.next_generation();
         // The call goes into the slab before its first step, which then
         // works on it in place: moving it in afterwards copied it twice.
-        let pipeline = self.policy_mut(policy).new_call(now, request);
+        let pipeline = self.policy_mut(policy).new_call(now, Request::idempotent(item));
         let index = self.calls.insert(OutboundCall {
             generation,
             owner,
@@ -327,18 +331,8 @@ impl World {
             let other = alternate.dependency;
             let (target, route) = (s.dependencies[other as usize].target, alternate.routes[call.route as usize]);
             let policy = PolicyRef::Edge { service, dependency: other };
-            let request = call.pipeline.request();
-            return self.start_call(
-                ctx,
-                call.owner,
-                policy,
-                call.from_node,
-                target,
-                route,
-                call.required,
-                request,
-                true,
-            );
+            let item = call.pipeline.request().key;
+            return self.start_call(ctx, call.owner, policy, call.from_node, target, route, call.required, item, true);
         }
         if matches!(finish, Finish::Success { .. }) {
             // For a last_good fallback (a no-op for the others). What the

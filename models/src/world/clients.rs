@@ -3,7 +3,6 @@
 
 use stormglass_core::sim::Context;
 use stormglass_core::time::SimTime;
-use stormglass_patterns::pipeline::Request;
 
 use super::{Answer, Event, Owner, PolicyRef, UNIQUE_KEYS, World, cause_index};
 use crate::report::Cause;
@@ -40,7 +39,7 @@ impl World {
         // start_call refuses it past limits.in_flight_max.
         let owner = Owner::Client { client, route: slot as u32, user };
         let policy = PolicyRef::Client { client, member };
-        self.start_call(ctx, owner, policy, node, target, route, true, Request::idempotent(key), false);
+        self.start_call(ctx, owner, policy, node, target, route, true, key, false);
         if let Some(t) = next_arrival {
             ctx.schedule_at(t, Event::ClientArrival { client });
         }

@@ -3,7 +3,6 @@
 
 use stormglass_core::sim::Context;
 use stormglass_core::time::SimTime;
-use stormglass_patterns::pipeline::Request;
 use stormglass_patterns::{AttemptOutcome, Rejection};
 
 use super::{Answer, CompiledStep, Event, Key, Owner, PolicyRef, RequestState, Route, Service, World, cause_index};
@@ -172,7 +171,7 @@ impl World {
                     call.target,
                     call.route,
                     call.required,
-                    Request::idempotent(key),
+                    key,
                     false,
                 );
             }
