@@ -821,7 +821,11 @@ impl Policy {
         self.decide(now, call, outcome, retry_after, rng)
     }
 
-    /// Asks the retry policy what follows `outcome`.
+    /// Asks the retry policy what follows `outcome`. Always inlined, as
+    /// `next_attempt` is: both end almost every step, and called, each
+    /// returned its 72-byte `Step` through memory for the caller to copy
+    /// (0.7% of the seed cascade's instructions apiece).
+    #[inline(always)]
     fn decide<R: rand_core::Rng + ?Sized>(
         &mut self,
         now: SimTime,
@@ -865,6 +869,8 @@ impl Policy {
     }
 
     /// Starts the next attempt, or settles a local rejection as its outcome.
+    /// Always inlined: see `decide`.
+    #[inline(always)]
     fn next_attempt<R: rand_core::Rng + ?Sized>(&mut self, now: SimTime, call: &mut Call, rng: &mut R) -> Step {
         call.phase = CallPhase::InAttempt;
         call.attempt_started = now;
