@@ -307,14 +307,22 @@ impl<E: Copy> EventQueue<E> {
     /// A lane for a delay none holds: an empty one, the one unused longest,
     /// if the delay is among the latest that found none (random delays,
     /// which do not come back, stay in the heap); otherwise the delay is
-    /// remembered and `None` sends the event to the heap.
-    #[inline(never)]
+    /// remembered and `None` sends the event to the heap. Inlined up to the
+    /// lane taking itself: a random delay comes here for every event of the
+    /// heap, and the call cost more than remembering it.
+    #[inline]
     fn take_lane(&mut self, delay: u64) -> Option<usize> {
         if !self.recent_delays.contains(&delay) {
             self.recent_delays[self.recent_next] = delay;
             self.recent_next = (self.recent_next + 1) % RECENT_DELAYS;
             return None;
         }
+        self.take_empty_lane(delay)
+    }
+
+    /// Gives `delay`, which came back, the empty lane unused longest, if any.
+    #[inline(never)]
+    fn take_empty_lane(&mut self, delay: u64) -> Option<usize> {
         // Sequence numbers only grow (renumbering keeps their order), so the
         // smallest is the lane unused longest.
         let lane = (0..LANES)
