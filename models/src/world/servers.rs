@@ -72,7 +72,12 @@ impl World {
         let s = &mut self.services[service];
         s.replicas[replica].busy -= 1;
         s.add_busy(now, -1);
-        self.start_waiting(ctx, service, replica);
+        // Most workers free up with nobody waiting: looking here first
+        // saves a call that finds so (1.3% of the seed cascade's
+        // instructions).
+        if !s.replicas[replica].queue.is_empty() {
+            self.start_waiting(ctx, service, replica);
+        }
     }
 
     /// Starts queued requests while workers are free.
