@@ -295,7 +295,8 @@ impl<E: Copy> EventQueue<E> {
 
     /// The lane holding the delay of an event at `time`, or one it may take;
     /// `None` means the heap (and so does a time before the clock).
-    #[inline]
+    /// Always inlined, as `push` is.
+    #[inline(always)]
     fn lane_for(&mut self, time: SimTime) -> Option<usize> {
         let delay = time.as_nanos().checked_sub(self.clock.as_nanos())?;
         match self.lane_delays.iter().position(|&held| held == delay) {
