@@ -149,6 +149,12 @@ fn bucket_index(value: u64) -> usize {
     ((shift as usize + 1) << SUB_BUCKET_BITS) + sub as usize
 }
 
+/// The midpoint of bucket `index`, clamped to `[min_ns, max_ns]`.
+fn midpoint_within(index: usize, min_ns: u64, max_ns: u64) -> SimDuration {
+    let (low, width) = bucket_bounds(index);
+    SimDuration::from_nanos((low + (width - 1) / 2).clamp(min_ns, max_ns))
+}
+
 /// Lowest value and width of a bucket.
 fn bucket_bounds(index: usize) -> (u64, u64) {
     let sub_buckets = SUB_BUCKETS as usize;
@@ -174,11 +180,20 @@ impl Histogram {
         }
     }
 
+    /// Grows by whole bitmap words, so that every word of `occupied` has its
+    /// 64 counters and a walk over a word's bits indexes them unchecked.
     #[cold]
     #[inline(never)]
     fn grow(&mut self, index: usize) {
-        self.counts.resize(index + 1, 0);
-        self.occupied.resize(index / 64 + 1, 0);
+        let words = index / 64 + 1;
+        self.counts.resize(words * 64, 0);
+        self.occupied.resize(words, 0);
+    }
+
+    /// The 64 counters of bitmap word `word`.
+    #[inline]
+    fn word_counts(counts: &mut [u64], word: usize) -> &mut [u64; 64] {
+        (&mut counts[word * 64..(word + 1) * 64]).try_into().expect("a word has 64 counters")
     }
 
     /// The non-empty buckets from the smallest sample's up, in index order,
@@ -248,8 +263,7 @@ impl Histogram {
     /// The value a quantile that falls in bucket `index` reads: the
     /// bucket's midpoint, clamped to the observed range.
     fn quantile_value(&self, index: usize) -> SimDuration {
-        let (low, width) = bucket_bounds(index);
-        SimDuration::from_nanos((low + (width - 1) / 2).clamp(self.min_ns, self.max_ns))
+        midpoint_within(index, self.min_ns, self.max_ns)
     }
 
     /// Forgets every sample, keeping the allocation.
@@ -375,20 +389,30 @@ impl Histogram {
         let wanted = SUMMARY_QUANTILES.map(|q| self.rank(q));
         let mut found = [SimDuration::ZERO; 4];
         let (mut next, mut seen) = (0, 0);
+        // The rank the next quantile waits for; past the last, none.
+        let mut next_rank = wanted[0];
         total.grow_to(self.counts.len() - 1);
         let (first, last) = (bucket_index(self.min_ns) / 64, bucket_index(self.max_ns) / 64);
         for word in first..=last {
             let mut bits = std::mem::take(&mut self.occupied[word]);
             total.occupied[word] |= bits;
-            while bits != 0 {
-                let index = word * 64 + bits.trailing_zeros() as usize;
+            let (mine, theirs) =
+                (Self::word_counts(&mut self.counts, word), Self::word_counts(&mut total.counts, word));
+            while let Some(set) = std::num::NonZeroU64::new(bits) {
+                let bit = set.trailing_zeros() as usize;
                 bits &= bits - 1;
-                let count = std::mem::take(&mut self.counts[index]);
-                total.counts[index] += count;
+                let count = std::mem::take(&mut mine[bit]);
+                theirs[bit] += count;
                 seen += count;
-                while next < wanted.len() && seen >= wanted[next] {
-                    found[next] = self.quantile_value(index);
-                    next += 1;
+                if seen >= next_rank {
+                    // At most four times a drain: the rest of the walk
+                    // compares one rank per bucket, not a quantile index too.
+                    let index = word * 64 + bit;
+                    while next < wanted.len() && seen >= wanted[next] {
+                        found[next] = midpoint_within(index, self.min_ns, self.max_ns);
+                        next += 1;
+                    }
+                    next_rank = wanted.get(next).copied().unwrap_or(u64::MAX);
                 }
             }
         }
@@ -578,6 +602,7 @@ mod tests {
                 let ns = 10f64.powf(3.0 + octaves * rng.uniform01()) as u64;
                 timeline_bucket.record(SimDuration::from_nanos(ns));
             }
+            assert_eq!(timeline_bucket.counts.len(), timeline_bucket.occupied.len() * 64, "whole words of counters");
             for (word, &bits) in timeline_bucket.occupied.iter().enumerate() {
                 for bit in 0..64 {
                     let index = word * 64 + bit;
