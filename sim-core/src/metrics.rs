@@ -121,7 +121,7 @@ const BUCKETS_MAX: usize = ((64 - SUB_BUCKET_BITS as usize) + 1) * SUB_BUCKETS a
 /// A latency histogram in nanoseconds with relative error below 0.4%
 /// (log-linear buckets, as HdrHistogram). Memory is bounded by the range of
 /// values seen (at most 7424 counters), never by their number.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Histogram {
     /// Counts by bucket index, grown to the highest index seen.
     counts: Vec<u64>,
@@ -133,8 +133,20 @@ pub struct Histogram {
     /// Saturating: 584 years of summed latency is beyond any run here, and a
     /// `u64` serializes in every format (JSON has no `u128`).
     sum_ns: u64,
+    /// [`MIN_NONE`] while empty, so that `record` keeps the smallest sample
+    /// with one `min` and no test of the count; the accessors and the
+    /// serialized form say zero, as before.
     min_ns: u64,
     max_ns: u64,
+}
+
+/// `min_ns` of an empty histogram: above every sample.
+const MIN_NONE: u64 = u64::MAX;
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram { counts: Vec::new(), occupied: Vec::new(), count: 0, sum_ns: 0, min_ns: MIN_NONE, max_ns: 0 }
+    }
 }
 
 /// Bucket index of a value: exact below 128, then 128 buckets per octave.
@@ -221,9 +233,7 @@ impl Histogram {
         self.grow_to(index);
         self.counts[index] += 1;
         self.occupied[index / 64] |= 1 << (index % 64);
-        if self.count == 0 || value < self.min_ns {
-            self.min_ns = value;
-        }
+        self.min_ns = self.min_ns.min(value);
         self.max_ns = self.max_ns.max(value);
         self.count += 1;
         self.sum_ns = self.sum_ns.saturating_add(value);
@@ -247,7 +257,7 @@ impl Histogram {
     /// Takes in `other`'s count, sum, smallest and largest sample (its
     /// buckets are the caller's to add).
     fn add_moments(&mut self, other: &Histogram) {
-        self.min_ns = if self.count == 0 { other.min_ns } else { self.min_ns.min(other.min_ns) };
+        self.min_ns = self.min_ns.min(other.min_ns);
         self.max_ns = self.max_ns.max(other.max_ns);
         self.count += other.count;
         self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
@@ -284,7 +294,7 @@ impl Histogram {
         }
         self.count = 0;
         self.sum_ns = 0;
-        self.min_ns = 0;
+        self.min_ns = MIN_NONE;
         self.max_ns = 0;
     }
 
@@ -295,7 +305,12 @@ impl Histogram {
 
     /// Smallest sample (zero when empty).
     pub fn min(&self) -> SimDuration {
-        SimDuration::from_nanos(self.min_ns)
+        SimDuration::from_nanos(self.min_ns_or_zero())
+    }
+
+    /// `min_ns` with the empty histogram's sentinel read as zero.
+    fn min_ns_or_zero(&self) -> u64 {
+        if self.count == 0 { 0 } else { self.min_ns }
     }
 
     /// Largest sample (zero when empty).
@@ -427,7 +442,7 @@ impl Histogram {
             max: self.max(),
         };
         total.add_moments(self);
-        (self.count, self.sum_ns, self.min_ns, self.max_ns) = (0, 0, 0, 0);
+        (self.count, self.sum_ns, self.min_ns, self.max_ns) = (0, 0, MIN_NONE, 0);
         summary
     }
 }
@@ -450,8 +465,8 @@ struct HistogramData {
 impl Serialize for Histogram {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let buckets = self.occupied_buckets().map(|(i, c)| (i as u32, c)).collect();
-        HistogramData { count: self.count, sum_ns: self.sum_ns, min_ns: self.min_ns, max_ns: self.max_ns, buckets }
-            .serialize(s)
+        let min_ns = self.min_ns_or_zero();
+        HistogramData { count: self.count, sum_ns: self.sum_ns, min_ns, max_ns: self.max_ns, buckets }.serialize(s)
     }
 }
 
@@ -462,7 +477,7 @@ impl<'de> Deserialize<'de> for Histogram {
         let mut histogram = Histogram {
             count: data.count,
             sum_ns: data.sum_ns,
-            min_ns: data.min_ns,
+            min_ns: if data.count == 0 { MIN_NONE } else { data.min_ns },
             max_ns: data.max_ns,
             counts: Vec::new(),
             occupied: Vec::new(),
@@ -628,7 +643,8 @@ mod tests {
     proptest::proptest! {
         /// Draining into a total is a summary, a merge and a clear: the same
         /// summary, the same total, and an empty histogram, bucket after
-        /// bucket of different spreads.
+        /// bucket of different spreads. A new histogram per round checks
+        /// that a cleared or drained one forgets its smallest sample.
         #[test]
         fn draining_is_summary_merge_and_clear(
             rounds in proptest::collection::vec(proptest::collection::vec(0u64..40_000_000_000, 0..120), 1..12),
@@ -636,17 +652,46 @@ mod tests {
             let (mut drained, mut drained_total) = (Histogram::new(), Histogram::new());
             let (mut kept, mut kept_total) = (Histogram::new(), Histogram::new());
             for samples in rounds {
+                let mut fresh = Histogram::new();
                 for ns in samples {
                     drained.record(SimDuration::from_nanos(ns));
                     kept.record(SimDuration::from_nanos(ns));
+                    fresh.record(SimDuration::from_nanos(ns));
                 }
+                proptest::prop_assert_eq!((kept.min(), kept.summary()), (fresh.min(), fresh.summary()));
                 let summary = kept.summary();
                 kept_total.merge(&kept);
                 kept.clear();
                 proptest::prop_assert_eq!(drained.drain_into(&mut drained_total), summary);
                 proptest::prop_assert_eq!(&drained, &kept);
                 proptest::prop_assert_eq!(&drained_total, &kept_total);
+                proptest::prop_assert_eq!(drained.min(), SimDuration::ZERO);
             }
+        }
+    }
+
+    /// An empty histogram keeps a sentinel as its smallest sample; a new,
+    /// a cleared and a drained one must all read and serialize it as zero,
+    /// and forget it when a sample comes.
+    #[test]
+    fn empty_histograms_say_zero_for_their_smallest_sample() {
+        let mut cleared = Histogram::new();
+        cleared.record(SimDuration::from_millis(3));
+        cleared.clear();
+        let mut drained = Histogram::new();
+        drained.record(SimDuration::from_millis(3));
+        drained.drain_into(&mut Histogram::new());
+        for empty in [Histogram::new(), cleared, drained] {
+            assert_eq!(
+                (empty.min(), empty.max(), empty.summary()),
+                (SimDuration::ZERO, SimDuration::ZERO, LatencySummary::default())
+            );
+            let text = ron::to_string(&empty).unwrap();
+            assert_eq!(text, "(count:0,sum_ns:0,min_ns:0,max_ns:0,buckets:[])");
+            assert_eq!(ron::from_str::<Histogram>(&text).unwrap(), Histogram::new());
+            let mut again = empty.clone();
+            again.record(SimDuration::from_millis(7));
+            assert_eq!((again.min(), again.max()), (SimDuration::from_millis(7), SimDuration::from_millis(7)));
         }
     }
 
