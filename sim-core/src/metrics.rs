@@ -230,13 +230,34 @@ impl Histogram {
     pub fn record(&mut self, latency: SimDuration) {
         let value = latency.as_nanos();
         let index = bucket_index(value);
-        self.grow_to(index);
-        self.counts[index] += 1;
-        self.occupied[index / 64] |= 1 << (index % 64);
+        if !self.try_count(index) {
+            self.grow_and_count(index);
+        }
         self.min_ns = self.min_ns.min(value);
         self.max_ns = self.max_ns.max(value);
         self.count += 1;
         self.sum_ns = self.sum_ns.saturating_add(value);
+    }
+
+    /// Counts one sample in bucket `index` if the histogram has grown to it.
+    /// Two bounds checks, where growing first and then indexing took three:
+    /// LLVM cannot see that the out-of-line growth made room.
+    #[inline(always)]
+    fn try_count(&mut self, index: usize) -> bool {
+        let (Some(count), Some(bits)) = (self.counts.get_mut(index), self.occupied.get_mut(index / 64)) else {
+            return false;
+        };
+        *count += 1;
+        *bits |= 1 << (index % 64);
+        true
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow_and_count(&mut self, index: usize) {
+        self.grow(index);
+        let counted = self.try_count(index);
+        debug_assert!(counted, "grown to bucket {index}");
     }
 
     /// Adds every sample of `other`.
