@@ -378,6 +378,25 @@ impl LatencySeries {
         self.current.record(latency);
     }
 
+    /// Closes every bucket before `index` (the last one for an index past
+    /// it), for a caller that rolls all its series when its bucket changes
+    /// and then records with [`record_current`](Self::record_current).
+    pub fn roll_to(&mut self, index: usize) {
+        let index = index.min(self.buckets.count - 1);
+        if index > self.current_index {
+            self.close_through(index);
+        }
+    }
+
+    /// Records a latency in the bucket the series was last rolled to
+    /// ([`roll_to`](Self::roll_to)): no bucket to compare, for a model
+    /// that rolls every series once a bucket and records a few latencies
+    /// per request.
+    #[inline(always)]
+    pub fn record_current(&mut self, latency: SimDuration) {
+        self.current.record(latency);
+    }
+
     /// Closes buckets up to (not including) `index`. Once a bucket per
     /// series: kept out of line so that `record`, which runs for every
     /// sample, stays small enough to inline.
@@ -609,6 +628,20 @@ mod tests {
         let (mean, max) = g.finish(SimTime::from_secs(4));
         assert_eq!(mean, vec![1.5, 3.0, 3.0, 3.0]);
         assert_eq!(max, vec![3, 3, 3, 3]);
+    }
+
+    #[test]
+    fn rolling_then_recording_current_is_recording_in_the_bucket() {
+        let (mut rolled, mut indexed) = (LatencySeries::new(buckets(1, 4)), LatencySeries::new(buckets(1, 4)));
+        for (bucket, ms) in [(0, 5), (0, 7), (2, 30), (2, 1), (3, 9), (6, 40)] {
+            rolled.roll_to(bucket);
+            rolled.record_current(SimDuration::from_millis(ms));
+            indexed.record_in(bucket, SimDuration::from_millis(ms));
+        }
+        rolled.roll_to(3); // never backwards
+        assert_eq!(rolled.finish(), indexed.finish());
+        assert_eq!(rolled.total(), indexed.total());
+        assert_eq!(rolled.finish()[3].count, 2, "the tail bucket takes an index past it");
     }
 
     #[test]

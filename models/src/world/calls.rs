@@ -317,7 +317,7 @@ impl World {
         debug_assert!(call.timeout.is_none(), "a finished call still has a timeout pending");
         let (now, bucket) = (ctx.now(), self.bucket);
         let edge = &mut self.edge_book_mut(call.policy).series;
-        edge.latency.record_in(bucket, now - call.started);
+        edge.latency.record_current(now - call.started);
         if let &Finish::Failed { outcome, .. } = finish {
             edge.failed_by_cause[cause_index(cause_of(outcome, call.last_answer))].add_in(bucket, 1);
         }

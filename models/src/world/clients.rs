@@ -65,7 +65,7 @@ impl World {
             let cause = result.cause.unwrap_or(Cause::ErrorStatus);
             series.failed[cause_index(cause)].add_in(bucket, 1);
         }
-        series.latency.record_in(bucket, now - started);
+        series.latency.record_current(now - started);
         if let (Some(user), Some(think)) = (user, &c.think)
             && now < self.end_of_arrivals
         {

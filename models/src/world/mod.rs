@@ -556,6 +556,7 @@ impl World {
         self.book_policy_counts();
         self.bucket = self.buckets.index(now);
         self.bucket_end = self.buckets.end(self.bucket);
+        self.roll_latency_series();
     }
 
     fn dispatch(&mut self, event: Event, ctx: &mut Context<'_, Event>) {

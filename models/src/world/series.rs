@@ -50,6 +50,27 @@ impl World {
     }
 }
 
+impl World {
+    /// Closes every latency series' buckets before the current one, so
+    /// that the handlers record with `record_current` and compare no
+    /// bucket per sample.
+    pub(super) fn roll_latency_series(&mut self) {
+        let bucket = self.bucket;
+        for service in &mut self.services {
+            service.series.latency.roll_to(bucket);
+            for dependency in &mut service.dependencies {
+                dependency.edge.series.latency.roll_to(bucket);
+            }
+        }
+        for client in &mut self.clients {
+            client.edge.series.latency.roll_to(bucket);
+            for route in &mut client.route_series {
+                route.latency.roll_to(bucket);
+            }
+        }
+    }
+}
+
 impl EdgeBook {
     /// Books counts a policy made during the bucket that starts at `at`.
     pub(super) fn book_counts(&mut self, at: SimTime, counted: &PolicyStats) {

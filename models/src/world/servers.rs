@@ -284,7 +284,7 @@ impl World {
         } else {
             service.series.failed[cause_index(answer.cause.unwrap_or(Cause::ErrorStatus))].add_in(bucket, 1);
         }
-        service.series.latency.record_in(bucket, now - request.arrived);
+        service.series.latency.record_current(now - request.arrived);
         let link = &mut self.links[request.reply_node as usize * services_count + request.service as usize];
         let latency = link.latency.sample(&mut link.rng);
         // The answer waits in the call for its event. A call that is gone,
