@@ -537,7 +537,9 @@ pub enum GiveUpReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryState {
     started_at: SimTime,
-    deadline: Option<SimTime>,
+    /// [`SimTime::MAX`] when the call has no deadline: kept without an
+    /// `Option`, which would double its size in every call in flight.
+    deadline: SimTime,
     idempotency: Idempotency,
     /// Attempts whose outcome has been reported.
     attempts_count: u32,
@@ -586,7 +588,7 @@ impl RetryPolicy {
     pub fn start(&self, now: SimTime, idempotency: Idempotency, deadline: Option<SimTime>) -> RetryState {
         RetryState {
             started_at: now,
-            deadline,
+            deadline: deadline.unwrap_or(SimTime::MAX),
             idempotency,
             attempts_count: 0,
             previous_delay: SimDuration::ZERO,
@@ -663,9 +665,8 @@ impl RetryPolicy {
         {
             return give_up(GiveUpReason::ElapsedExceeded);
         }
-        if let Some(deadline) = state.deadline
-            && (next_start >= deadline || deadline - next_start < stop.deadline_remaining_min)
-        {
+        let deadline = state.deadline;
+        if deadline != SimTime::MAX && (next_start >= deadline || deadline - next_start < stop.deadline_remaining_min) {
             return give_up(GiveUpReason::DeadlineExceeded);
         }
         (RetryDecision::Retry { delay }, backoff)

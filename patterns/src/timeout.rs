@@ -204,11 +204,16 @@ pub struct CallTimer {
     /// The config's attempt limit, restarted at every attempt. The phase
     /// limits stay in the config (see [`CallTimer::phase_deadline`]): a
     /// timer lives in every call in flight, so it keeps only what the call
-    /// itself changes.
+    /// itself changes. The deadlines and their limits are separate fields,
+    /// not `(SimTime, Limit)` pairs, which pad to twice their payload.
     attempt: Option<SimDuration>,
-    /// The earlier of the total and the propagated deadline, with which one.
-    call_deadline: (SimTime, Limit),
-    attempt_deadline: (SimTime, Limit),
+    /// The earlier of the total and the propagated deadline.
+    call_deadline: SimTime,
+    attempt_deadline: SimTime,
+    /// Which limit sets `call_deadline`.
+    call_limit: Limit,
+    /// Which limit sets `attempt_deadline`.
+    attempt_limit: Limit,
 }
 
 impl CallTimer {
@@ -224,28 +229,35 @@ impl CallTimer {
         {
             call_deadline = (d.at(), Limit::Propagated);
         }
-        CallTimer { attempt: config.attempt, call_deadline, attempt_deadline: call_deadline }
+        let (deadline, limit) = call_deadline;
+        CallTimer {
+            attempt: config.attempt,
+            call_deadline: deadline,
+            attempt_deadline: deadline,
+            call_limit: limit,
+            attempt_limit: limit,
+        }
     }
 
     /// Starts an attempt at `now`: refuses when the call's time is gone,
     /// otherwise returns the attempt's deadline.
     pub fn start_attempt(&mut self, now: SimTime) -> Result<SimTime, Rejection> {
-        if now >= self.call_deadline.0 {
+        if now >= self.call_deadline {
             return Err(Rejection::DeadlineExceeded);
         }
-        self.attempt_deadline = self.call_deadline;
+        (self.attempt_deadline, self.attempt_limit) = (self.call_deadline, self.call_limit);
         if let Some(attempt) = self.attempt
-            && now + attempt < self.attempt_deadline.0
+            && now + attempt < self.attempt_deadline
         {
-            self.attempt_deadline = (now + attempt, Limit::Attempt);
+            (self.attempt_deadline, self.attempt_limit) = (now + attempt, Limit::Attempt);
         }
         self.check_invariants();
-        Ok(self.attempt_deadline.0)
+        Ok(self.attempt_deadline)
     }
 
     /// The deadline of the whole call and the limit that sets it.
     pub fn call_deadline(&self) -> (SimTime, Limit) {
-        self.call_deadline
+        (self.call_deadline, self.call_limit)
     }
 
     /// The deadline of a phase that starts at `now` in the current attempt,
@@ -253,20 +265,20 @@ impl CallTimer {
     /// with.
     pub fn phase_deadline(&self, config: &TimeoutConfig, phase: Phase, now: SimTime) -> (SimTime, Limit) {
         match config.phase(phase) {
-            Some(d) if now + d < self.attempt_deadline.0 => (now + d, Limit::Phase),
-            _ => self.attempt_deadline,
+            Some(d) if now + d < self.attempt_deadline => (now + d, Limit::Phase),
+            _ => (self.attempt_deadline, self.attempt_limit),
         }
     }
 
     /// The budget to propagate downstream from `now`.
     pub fn propagate(&self, now: SimTime) -> Deadline {
-        Deadline::start(now, self.attempt_deadline.0 - now)
+        Deadline::start(now, self.attempt_deadline - now)
     }
 
     /// The one place the timer's invariants are checked (debug builds).
     fn check_invariants(&self) {
         if cfg!(debug_assertions) {
-            assert!(self.attempt_deadline.0 <= self.call_deadline.0);
+            assert!(self.attempt_deadline <= self.call_deadline);
         }
     }
 }
