@@ -48,9 +48,7 @@ impl World {
             }
         }
     }
-}
 
-impl World {
     /// Closes every latency series' buckets before the current one, so
     /// that the handlers record with `record_current` and compare no
     /// bucket per sample.
