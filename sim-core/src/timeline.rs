@@ -370,17 +370,16 @@ impl LatencySeries {
     /// latencies per request, and the call cost as much as the recording.
     #[inline(always)]
     pub fn record_in(&mut self, index: usize, latency: SimDuration) {
-        let index = index.min(self.buckets.count - 1);
-        debug_assert!(index >= self.current_index, "latency recorded in the past");
-        if index > self.current_index {
-            self.close_through(index);
-        }
-        self.current.record(latency);
+        debug_assert!(index.min(self.buckets.count - 1) >= self.current_index, "latency recorded in the past");
+        self.roll_to(index);
+        self.record_current(latency);
     }
 
     /// Closes every bucket before `index` (the last one for an index past
     /// it), for a caller that rolls all its series when its bucket changes
-    /// and then records with [`record_current`](Self::record_current).
+    /// and then records with [`record_current`](Self::record_current). An
+    /// index before the current bucket changes nothing.
+    #[inline]
     pub fn roll_to(&mut self, index: usize) {
         let index = index.min(self.buckets.count - 1);
         if index > self.current_index {
