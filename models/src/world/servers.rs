@@ -77,12 +77,7 @@ impl World {
         let s = &mut self.services[service];
         s.replicas[replica].busy -= 1;
         s.add_busy(now, -1);
-        // Most workers free up with nobody waiting: looking here first
-        // saves a call that finds so (1.3% of the seed cascade's
-        // instructions).
-        if !s.replicas[replica].queue.is_empty() {
-            self.start_waiting(ctx, service, replica);
-        }
+        self.start_waiting(ctx, service, replica);
     }
 
     /// Starts queued requests while workers are free.
@@ -92,9 +87,14 @@ impl World {
     /// back here. That nested call returns at once and this loop, which
     /// looks at the free workers again, starts the next request, so
     /// draining a long queue takes a loop, not a stack frame per request.
+    ///
+    /// Inlined up to the drain: most workers free up with nobody waiting,
+    /// and a call that found so cost 1.3% of the seed cascade's
+    /// instructions.
+    #[inline(always)]
     pub(super) fn start_waiting(&mut self, ctx: &mut Context<'_, Event>, service: usize, replica: usize) {
         let rep = &mut self.services[service].replicas[replica];
-        if rep.draining {
+        if rep.draining || rep.queue.is_empty() {
             return;
         }
         rep.draining = true;
@@ -102,6 +102,7 @@ impl World {
         self.services[service].replicas[replica].draining = false;
     }
 
+    #[inline(never)]
     fn drain_queue(&mut self, ctx: &mut Context<'_, Event>, service: usize, replica: usize) {
         let now = ctx.now();
         loop {
