@@ -310,11 +310,10 @@ impl World {
 
     /// A call is over: its result goes to whoever waits for it.
     fn finish_call(&mut self, ctx: &mut Context<'_, Event>, call_key: Key, finish: &Finish) {
-        if self.call_mut(call_key).is_none() {
-            return;
-        }
-        let call = self.calls.remove(call_key.index as usize);
+        let Some(call) = self.call_mut(call_key) else { return };
         debug_assert!(call.timeout.is_none(), "a finished call still has a timeout pending");
+        let call = FinishedCall::of(call);
+        self.calls.remove(call_key.index as usize);
         let (now, bucket) = (ctx.now(), self.bucket);
         let edge = &mut self.edge_book_mut(call.policy).series;
         edge.latency.record_current(now - call.started);
@@ -331,16 +330,24 @@ impl World {
             let other = alternate.dependency;
             let (target, route) = (s.dependencies[other as usize].target, alternate.routes[call.route as usize]);
             let policy = PolicyRef::Edge { service, dependency: other };
-            let item = call.pipeline.request().key;
-            return self.start_call(ctx, call.owner, policy, call.from_node, target, route, call.required, item, true);
+            return self.start_call(
+                ctx,
+                call.owner,
+                policy,
+                call.from_node,
+                target,
+                route,
+                call.required,
+                call.item,
+                true,
+            );
         }
         if matches!(finish, Finish::Success { .. }) {
             // For a last_good fallback (a no-op for the others). What the
             // dependency said does not matter to the model, only when it
             // said it: the cache serves ages, so store nothing (an empty
             // String allocates nothing).
-            let key = call.pipeline.request().key;
-            self.policy_mut(call.policy).record_good_value(ctx.now(), key, String::new());
+            self.policy_mut(call.policy).record_good_value(ctx.now(), call.item, String::new());
         }
         let last = call.last_answer;
         let result = match finish {
@@ -361,6 +368,37 @@ impl World {
             Owner::Client { client, route, user, .. } => {
                 self.client_finished(ctx, client, route, user, call.started, result)
             }
+        }
+    }
+}
+
+/// What `finish_call` reads of the call it removes, copied out field by
+/// field: the call moved out of the slab whole was 280 bytes copied.
+struct FinishedCall {
+    owner: Owner,
+    policy: PolicyRef,
+    from_node: u32,
+    route: u32,
+    required: bool,
+    item: u64,
+    last_answer: Option<Answer>,
+    started: SimTime,
+    via_alternate: bool,
+}
+
+impl FinishedCall {
+    #[inline(always)]
+    fn of(call: &OutboundCall) -> Self {
+        FinishedCall {
+            owner: call.owner,
+            policy: call.policy,
+            from_node: call.from_node,
+            route: call.route,
+            required: call.required,
+            item: call.pipeline.request().key,
+            last_answer: call.last_answer,
+            started: call.started,
+            via_alternate: call.via_alternate,
         }
     }
 }
