@@ -53,6 +53,8 @@
 //! assert_eq!(queue.pop(), None);
 //! ```
 
+use std::num::NonZeroU64;
+
 use crate::heap::{RankHeap, Ranked};
 use crate::ring::Ring;
 use crate::time::SimTime;
@@ -61,11 +63,12 @@ use crate::time::SimTime;
 ///
 /// It names the event's slot and the slot's generation, so a handle to an
 /// event that already ran or was cancelled is recognised and ignored even
-/// after the slot holds another event.
+/// after the slot holds another event. Generations are never 0, which keeps
+/// an `Option<EventId>` (a model's "timeout pending, if any") at 16 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventId {
     slot: u32,
-    generation: u64,
+    generation: NonZeroU64,
 }
 
 /// One heap or lane entry, payload included.
@@ -98,7 +101,7 @@ struct Slot {
     owner: u32,
     /// Counts the slot's owners, so that a handle to an earlier owner is
     /// told apart.
-    generation: u64,
+    generation: NonZeroU64,
 }
 
 /// A slot's owner when no pending event owns it (sequence numbers start at
@@ -136,7 +139,7 @@ pub struct EventQueue<E> {
     /// Where sequence numbers run out and the entries are renumbered: `u32`
     /// MAX, lower in tests.
     seq_limit: u32,
-    generation_next: u64,
+    generation_next: NonZeroU64,
     /// Where [`EventQueue::peek_time`] found the earliest live entry, for the
     /// [`EventQueue::pop`] that usually follows; cleared by any change.
     peeked: Option<Source>,
@@ -214,7 +217,7 @@ impl<E: Copy> EventQueue<E> {
             free_slots: Vec::new(),
             seq_next: FREE + 1,
             seq_limit: u32::MAX,
-            generation_next: 0,
+            generation_next: NonZeroU64::MIN,
             peeked: None,
             tombstones: 0,
         }
@@ -238,7 +241,7 @@ impl<E: Copy> EventQueue<E> {
     #[inline(always)] // see `push`
     pub fn schedule_cancellable(&mut self, time: SimTime, event: E) -> EventId {
         let seq = self.next_seq();
-        self.generation_next += 1;
+        self.generation_next = self.generation_next.checked_add(1).expect("fewer than 2^64 cancellable events");
         let owned = Slot { owner: seq, generation: self.generation_next };
         let slot = match self.free_slots.pop() {
             Some(slot) => {
