@@ -1,5 +1,16 @@
-//! A binary min-heap of plain values ordered by a `u128` rank: the event
+//! A min-priority queue of plain values ordered by a `u128` rank: the event
 //! queue's heap, for the events that take no lane.
+//!
+//! Small, it is a sorted array; larger, a binary heap. A model's random
+//! delays (compute times, arrivals) keep few events pending at once: the
+//! seed cascade's heap holds 3.6 on average. There a binary heap's sifting
+//! cost about a hundred instructions a push and pop; an array sorted by
+//! descending rank pops its last element and pushes by moving the few
+//! elements ranked below the new one up by a place. Past [`SORTED_MAX`]
+//! elements the array becomes a heap (sorted ascending, it already is one),
+//! and a heap that shrinks to [`SORTED_AGAIN`] is sorted again; the gap
+//! between the two keeps a queue whose size hovers at one threshold from
+//! switching back and forth.
 //!
 //! std's `BinaryHeap` writes the element it sifts into a slot and then reads
 //! it back whole: `push` writes it at the end and `pop` swaps the last
@@ -7,36 +18,50 @@
 //! by field, with narrow stores, and the wide loads that read it back wait
 //! for those stores to reach the cache (a failed store-to-load forward).
 //! That was a tenth of the event loop's time. This heap keeps the element it
-//! sifts in a local and writes it once, where it ends; only elements already
-//! in place move, whole. Holding an element in a local while its slot is
-//! reused needs `Copy` values, which queue entries are.
+//! sifts (or inserts) in a local and writes it once, where it ends; only
+//! elements already in place move, whole. Holding an element in a local
+//! while its slot is reused needs `Copy` values, which queue entries are.
 //!
 //! Ranks are unique in the queue (time, then sequence number), so any
-//! correct heap pops the same order: which heap holds the events changes
-//! nothing but the cost.
+//! correct priority queue pops the same order: which form holds the events
+//! changes nothing but the cost.
 
 /// A value with its place in the order: smaller ranks come out first.
 pub(crate) trait Ranked: Copy {
     fn rank(&self) -> u128;
 }
 
-/// A min-heap by rank (see the module documentation).
+/// Most elements kept as a sorted array: inserting moves half of them on
+/// average, which past a few dozen costs more than a heap's sifting.
+const SORTED_MAX: usize = 32;
+
+/// A heap this small (after a pop) is sorted again.
+const SORTED_AGAIN: usize = 8;
+
+/// A min-priority queue by rank (see the module documentation).
 #[derive(Debug, Clone)]
 pub(crate) struct RankHeap<T> {
-    /// Heap-ordered: no element ranks below its parent, `(index - 1) / 2`.
+    /// Sorted by descending rank, the smallest last, while `sorted`; else
+    /// heap-ordered: no element ranks below its parent, `(index - 1) / 2`.
     data: Vec<T>,
+    sorted: bool,
 }
 
 impl<T: Ranked> RankHeap<T> {
     /// An empty heap with room for `capacity` elements.
     pub(crate) fn with_capacity(capacity: usize) -> Self {
-        RankHeap { data: Vec::with_capacity(capacity) }
+        RankHeap { data: Vec::with_capacity(capacity), sorted: true }
     }
 
-    /// A heap of `data`, in any order, in O(n).
+    /// A heap of `data`, in any order, in O(n) (O(n log n) for at most
+    /// [`SORTED_MAX`] elements, which are sorted).
     pub(crate) fn from_vec(data: Vec<T>) -> Self {
-        let mut heap = RankHeap { data };
-        heap.rebuild();
+        let mut heap = RankHeap { data, sorted: false };
+        if heap.data.len() <= SORTED_MAX {
+            heap.sort();
+        } else {
+            heap.rebuild();
+        }
         heap
     }
 
@@ -56,13 +81,40 @@ impl<T: Ranked> RankHeap<T> {
     /// The smallest element.
     #[inline]
     pub(crate) fn peek(&self) -> Option<&T> {
-        self.data.first()
+        if self.sorted { self.data.last() } else { self.data.first() }
     }
 
-    /// Adds `item`: parents ranked above it move down one level, and it is
-    /// written once, in the slot they leave.
     #[inline(always)] // the caller builds `item` in place; see the module doc
     pub(crate) fn push(&mut self, item: T) {
+        if self.sorted && self.data.len() < SORTED_MAX {
+            return self.insert_sorted(item);
+        }
+        if self.sorted {
+            self.become_heap();
+        }
+        self.push_heap(item);
+    }
+
+    /// Inserts into the sorted array: the elements ranked below `item`
+    /// move up by one, and `item` takes the place they leave.
+    #[inline(always)]
+    fn insert_sorted(&mut self, item: T) {
+        let rank = item.rank();
+        self.data.push(item);
+        let data = self.data.as_mut_slice();
+        let end = data.len() - 1;
+        let mut pos = end;
+        while pos > 0 && data[pos - 1].rank() < rank {
+            data[pos] = data[pos - 1];
+            pos -= 1;
+        }
+        if pos != end {
+            data[pos] = item;
+        }
+    }
+
+    #[inline(always)]
+    fn push_heap(&mut self, item: T) {
         let rank = item.rank();
         self.data.push(item);
         // A slice keeps its pointer and length in registers: through the
@@ -75,15 +127,20 @@ impl<T: Ranked> RankHeap<T> {
         }
     }
 
-    /// Removes the smallest element. The last element fills the root's
-    /// place: the smaller child moves up level by level to the bottom, then
-    /// the last element goes up from there to where it belongs (as std's
-    /// `BinaryHeap::pop`, since it usually belongs near the bottom, this
-    /// compares less than stopping on the way down). Always inlined:
-    /// called, it returned the element through memory, written narrow and
-    /// read back wide, the stall this heap exists to avoid.
     #[inline(always)]
     pub(crate) fn pop(&mut self) -> Option<T> {
+        if self.sorted {
+            return self.data.pop();
+        }
+        let top = self.pop_heap();
+        if self.data.len() <= SORTED_AGAIN {
+            self.sort();
+        }
+        top
+    }
+
+    #[inline(always)]
+    fn pop_heap(&mut self) -> Option<T> {
         let last = self.data.pop()?;
         let data = self.data.as_mut_slice();
         let Some(&top) = data.first() else {
@@ -108,23 +165,36 @@ impl<T: Ranked> RankHeap<T> {
         Some(top)
     }
 
-    /// Keeps the elements `keep` accepts, in O(n).
+    /// Keeps the elements `keep` says to (a sorted array stays sorted).
     pub(crate) fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
         let before = self.data.len();
         self.data.retain(keep);
-        if self.data.len() < before {
+        if self.data.len() < before && !self.sorted {
             self.rebuild();
         }
     }
 
-    /// Restores the heap order over the whole vector (Floyd's method).
+    /// The sorted array as a heap: reversed, it is sorted ascending, which
+    /// heap-orders it.
+    #[cold]
+    fn become_heap(&mut self) {
+        self.data.reverse();
+        self.sorted = false;
+    }
+
+    /// Sorts the elements by descending rank.
+    #[cold]
+    fn sort(&mut self) {
+        self.data.sort_unstable_by_key(|item| std::cmp::Reverse(item.rank()));
+        self.sorted = true;
+    }
+
     fn rebuild(&mut self) {
         for start in (0..self.data.len() / 2).rev() {
             self.sift_down(start);
         }
     }
 
-    /// Moves the element at `pos` down to where it belongs below it.
     fn sift_down(&mut self, mut pos: usize) {
         let item = self.data[pos];
         let rank = item.rank();
@@ -147,9 +217,6 @@ impl<T: Ranked> RankHeap<T> {
     }
 }
 
-/// For an element of `rank` headed for the free slot `pos`: moves each
-/// parent ranked above it down a level, into the slot below, and returns
-/// the slot it belongs in, which the caller writes.
 #[inline(always)]
 fn make_room_above<T: Ranked>(data: &mut [T], mut pos: usize, rank: u128) -> usize {
     while pos > 0 {
@@ -216,6 +283,33 @@ mod tests {
                 prop_assert_eq!(heap.peek().copied(), sorted.first().copied());
             }
         }
+    }
+
+    /// Sizes that rise past `SORTED_MAX` and fall below `SORTED_AGAIN`
+    /// again and again: the order holds through every switch of form.
+    #[test]
+    fn growing_and_shrinking_across_both_forms_keeps_the_order() {
+        let mut heap = RankHeap::with_capacity(0);
+        let mut reference: Vec<(u64, u32)> = Vec::new();
+        let (mut seq, mut switches, mut was_sorted) = (0u32, 0, true);
+        for round in 0..6u64 {
+            let peak = SORTED_MAX + 5 + round as usize * 7;
+            while heap.len() < peak {
+                seq += 1;
+                let item = (u64::from(seq).wrapping_mul(2_654_435_761) % 97, seq);
+                heap.push(item);
+                reference.push(item);
+            }
+            let floor = round as usize % SORTED_AGAIN;
+            while heap.len() > floor {
+                reference.sort_unstable_by(|a, b| b.cmp(a));
+                assert_eq!(heap.pop(), reference.pop());
+                assert_eq!(heap.peek().copied(), reference.iter().min().copied());
+                switches += usize::from(heap.sorted != was_sorted);
+                was_sorted = heap.sorted;
+            }
+        }
+        assert!(switches >= 6, "the heap changed form {switches} times");
     }
 
     #[test]
