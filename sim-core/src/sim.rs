@@ -69,6 +69,16 @@ impl<'a, E: Copy> Context<'a, E> {
         self.queue.schedule(self.now + delay, event);
     }
 
+    /// Schedules `event` at `time` (a time in the past means now), which a
+    /// delay drawn at random put there (a compute time, an arrival gap): the
+    /// same order as [`Context::schedule_at`], minus the queue's search for
+    /// a lane of events the same delay ahead, which a random delay never
+    /// finds (see [`EventQueue::schedule_random`]).
+    #[inline(always)] // see `EventQueue::push`
+    pub fn schedule_random_at(&mut self, time: SimTime, event: E) {
+        self.queue.schedule_random(time.max(self.now), event);
+    }
+
     /// Schedules `event` at `time` (a time in the past means now) and
     /// returns a handle to cancel it, as a timeout needs.
     #[inline(always)] // see `EventQueue::push`

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use slab::Slab;
 use stormglass_core::ahead::DrawsAhead;
+use stormglass_core::dist::Distribution;
 use stormglass_core::rng::RngStreams;
 use stormglass_core::time::{SimDuration, SimTime};
 use stormglass_core::timeline::Buckets;
@@ -70,7 +71,8 @@ impl World {
                                             distributions.push(d);
                                             distributions.len() - 1
                                         });
-                                    CompiledStep::Compute(index)
+                                    let random = !matches!(d, Distribution::Constant { .. });
+                                    CompiledStep::Compute { sampler: index, random }
                                 }
                                 HandlerStep::Call(call) => CompiledStep::Calls(vec![compile(call)]),
                                 HandlerStep::Parallel(calls) => {

@@ -41,7 +41,8 @@ impl World {
         let policy = PolicyRef::Client { client, member };
         self.start_call(ctx, owner, policy, node, target, route, true, key, false);
         if let Some(t) = next_arrival {
-            ctx.schedule_at(t, Event::ClientArrival { client });
+            // Poisson gaps: a lane never holds them.
+            ctx.schedule_random_at(t, Event::ClientArrival { client });
         }
     }
 

@@ -177,8 +177,13 @@ struct Route {
 }
 
 enum CompiledStep {
-    /// Compute for a time from the route's sampler of this index.
-    Compute(usize),
+    /// Compute for a time from the route's sampler of this index; `random`
+    /// unless the sampler is a constant, whose ends the event queue keeps
+    /// in a lane of their own.
+    Compute {
+        sampler: usize,
+        random: bool,
+    },
     Calls(Vec<CompiledCall>),
 }
 

@@ -155,12 +155,17 @@ impl World {
             };
             request.step += 1;
             let count = match compiled {
-                &CompiledStep::Compute(which) => {
-                    let base = compute.draw(which, compute_rng);
+                &CompiledStep::Compute { sampler, random } => {
+                    let base = compute.draw(sampler, compute_rng);
                     let replica = &service.replicas[r];
                     let factor = replica.slow_factor * (1.0 + service.contention * f64::from(replica.busy));
                     let took = if factor == 1.0 { base } else { base.mul_f64(factor) } + replica.slow_added;
-                    ctx.schedule_in(took, Event::ComputeDone { request: request_key });
+                    let done = Event::ComputeDone { request: request_key };
+                    if random {
+                        ctx.schedule_random_at(ctx.now() + took, done)
+                    } else {
+                        ctx.schedule_in(took, done)
+                    }
                     return;
                 }
                 CompiledStep::Calls(calls) => calls.len(),
