@@ -84,6 +84,7 @@ impl<T: Ranked> RankHeap<T> {
         if self.sorted { self.data.last() } else { self.data.first() }
     }
 
+    /// Adds `item`.
     #[inline(always)] // the caller builds `item` in place; see the module doc
     pub(crate) fn push(&mut self, item: T) {
         if self.sorted && self.data.len() < SORTED_MAX {
@@ -113,6 +114,8 @@ impl<T: Ranked> RankHeap<T> {
         }
     }
 
+    /// Adds `item` to the binary heap: parents ranked above it move down
+    /// one level, and it is written once, in the slot they leave.
     #[inline(always)]
     fn push_heap(&mut self, item: T) {
         let rank = item.rank();
@@ -127,6 +130,9 @@ impl<T: Ranked> RankHeap<T> {
         }
     }
 
+    /// Removes the smallest element. Always inlined: called, it returned
+    /// the element through memory, written narrow and read back wide, the
+    /// stall this heap exists to avoid.
     #[inline(always)]
     pub(crate) fn pop(&mut self) -> Option<T> {
         if self.sorted {
@@ -139,6 +145,11 @@ impl<T: Ranked> RankHeap<T> {
         top
     }
 
+    /// Removes the binary heap's smallest element. The last element fills
+    /// the root's place: the smaller child moves up level by level to the
+    /// bottom, then the last element goes up from there to where it belongs
+    /// (as std's `BinaryHeap::pop`: since it usually belongs near the
+    /// bottom, this compares less than stopping on the way down).
     #[inline(always)]
     fn pop_heap(&mut self) -> Option<T> {
         let last = self.data.pop()?;
@@ -165,7 +176,8 @@ impl<T: Ranked> RankHeap<T> {
         Some(top)
     }
 
-    /// Keeps the elements `keep` says to (a sorted array stays sorted).
+    /// Keeps the elements `keep` accepts, in O(n) (a sorted array stays
+    /// sorted).
     pub(crate) fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
         let before = self.data.len();
         self.data.retain(keep);
@@ -189,12 +201,14 @@ impl<T: Ranked> RankHeap<T> {
         self.sorted = true;
     }
 
+    /// Restores the heap order over the whole vector (Floyd's method).
     fn rebuild(&mut self) {
         for start in (0..self.data.len() / 2).rev() {
             self.sift_down(start);
         }
     }
 
+    /// Moves the element at `pos` down to where it belongs below it.
     fn sift_down(&mut self, mut pos: usize) {
         let item = self.data[pos];
         let rank = item.rank();
@@ -217,6 +231,9 @@ impl<T: Ranked> RankHeap<T> {
     }
 }
 
+/// For an element of `rank` headed for the free slot `pos`: moves each
+/// parent ranked above it down a level, into the slot below, and returns
+/// the slot it belongs in, which the caller writes.
 #[inline(always)]
 fn make_room_above<T: Ranked>(data: &mut [T], mut pos: usize, rank: u128) -> usize {
     while pos > 0 {
