@@ -14,7 +14,7 @@
 //!
 //! Most events of a model are scheduled a constant delay ahead (a link hop,
 //! an attempt timeout), so events of one such class arrive in time order.
-//! Besides the binary heap the queue keeps a few FIFO *lanes*, each holding
+//! Besides a heap (`heap.rs`) the queue keeps a few FIFO *lanes*, each holding
 //! one *delay*: the events scheduled that far ahead of the queue's clock
 //! (the time of the last event popped, which never goes back). A lane stays
 //! sorted by (time, sequence number) because its new entry is the same delay
@@ -22,8 +22,10 @@
 //! number. A delay gets a lane when it comes back soon (it is among the last
 //! few delays that found none) and a lane is empty; the lane left unused
 //! longest is taken. Random delays almost never repeat, so they go to the
-//! heap without disturbing the lanes. [`EventQueue::pop`] takes the smallest
-//! (time, seq) of the heap top and the lane fronts. The order is the same
+//! heap without disturbing the lanes; a caller that knows its delay is
+//! random says so with [`EventQueue::schedule_random`] and skips the look
+//! for a lane. [`EventQueue::pop`] takes the smallest (time, seq) of the
+//! heap top and the lane fronts. The order is the same
 //! total order as a single heap, whichever container an event sits in: only
 //! the cost changes (an O(1) push and pop instead of O(log n)).
 //!

@@ -373,7 +373,7 @@ impl World {
 }
 
 /// What `finish_call` reads of the call it removes, copied out field by
-/// field: the call moved out of the slab whole was 280 bytes copied.
+/// field: moved out of the slab, the whole call (272 bytes) was copied.
 struct FinishedCall {
     owner: Owner,
     policy: PolicyRef,
