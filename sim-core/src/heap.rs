@@ -88,43 +88,26 @@ impl<T: Ranked> RankHeap<T> {
     #[inline(always)] // the caller builds `item` in place; see the module doc
     pub(crate) fn push(&mut self, item: T) {
         if self.sorted && self.data.len() < SORTED_MAX {
-            return self.insert_sorted(item);
+            return self.place(item, make_room_in_order);
         }
         if self.sorted {
             self.become_heap();
         }
-        self.push_heap(item);
+        self.place(item, make_room_above);
     }
 
-    /// Inserts into the sorted array: the elements ranked below `item`
-    /// move up by one, and `item` takes the place they leave.
+    /// Appends `item`; `make_room` moves the elements in its way, from the
+    /// end towards where it belongs, and returns the slot left free, where
+    /// `item` is written once.
     #[inline(always)]
-    fn insert_sorted(&mut self, item: T) {
-        let rank = item.rank();
-        self.data.push(item);
-        let data = self.data.as_mut_slice();
-        let end = data.len() - 1;
-        let mut pos = end;
-        while pos > 0 && data[pos - 1].rank() < rank {
-            data[pos] = data[pos - 1];
-            pos -= 1;
-        }
-        if pos != end {
-            data[pos] = item;
-        }
-    }
-
-    /// Adds `item` to the binary heap: parents ranked above it move down
-    /// one level, and it is written once, in the slot they leave.
-    #[inline(always)]
-    fn push_heap(&mut self, item: T) {
+    fn place(&mut self, item: T, make_room: impl FnOnce(&mut [T], usize, u128) -> usize) {
         let rank = item.rank();
         self.data.push(item);
         // A slice keeps its pointer and length in registers: through the
         // Vec, every store into the elements could have changed them.
         let data = self.data.as_mut_slice();
         let end = data.len() - 1;
-        let pos = make_room_above(data, end, rank);
+        let pos = make_room(data, end, rank);
         if pos != end {
             data[pos] = item;
         }
@@ -231,9 +214,21 @@ impl<T: Ranked> RankHeap<T> {
     }
 }
 
-/// For an element of `rank` headed for the free slot `pos`: moves each
-/// parent ranked above it down a level, into the slot below, and returns
-/// the slot it belongs in, which the caller writes.
+/// For an element of `rank` headed for the free slot `pos` of an array
+/// sorted by descending rank: moves each element ranked below it up by one
+/// place and returns the slot it belongs in, which the caller writes.
+#[inline(always)]
+fn make_room_in_order<T: Ranked>(data: &mut [T], mut pos: usize, rank: u128) -> usize {
+    while pos > 0 && data[pos - 1].rank() < rank {
+        data[pos] = data[pos - 1];
+        pos -= 1;
+    }
+    pos
+}
+
+/// For an element of `rank` headed for the free slot `pos` of a binary
+/// heap: moves each parent ranked above it down a level, into the slot
+/// below, and returns the slot it belongs in, which the caller writes.
 #[inline(always)]
 fn make_room_above<T: Ranked>(data: &mut [T], mut pos: usize, rank: u128) -> usize {
     while pos > 0 {
