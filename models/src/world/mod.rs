@@ -178,8 +178,10 @@ struct Route {
 
 enum CompiledStep {
     /// Compute for a time from the route's sampler of this index; `random`
-    /// unless the sampler is a constant, whose ends the event queue keeps
-    /// in a lane of their own.
+    /// unless the sampler is a constant. A constant's ends come in time
+    /// order, each the latest pending: a lane takes them in O(1), where the
+    /// heap's sorted array would move every entry to insert one, so only
+    /// random ones go to the heap directly (`Context::schedule_random_at`).
     Compute {
         sampler: usize,
         random: bool,
