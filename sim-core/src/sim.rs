@@ -235,7 +235,14 @@ impl<M: Model> Simulation<M> {
 
     /// Runs every event at or before `end`, then sets the clock to `end`.
     pub fn run_until(&mut self, end: SimTime) -> Result<Stop, SimError> {
-        while self.step_before(end)?.is_some() {}
+        // The limits cannot change while the loop runs: read once, they are
+        // not loaded again around every event's handler.
+        let (due_by, events_max) = (end.min(self.limits.time_max), self.limits.events_max);
+        while self.events_handled < events_max {
+            let Some((time, event)) = self.queue.pop_until(due_by) else { break };
+            self.handle(time, event);
+        }
+        self.limit_reached(end)?;
         self.now = self.now.max(end);
         Ok(if self.queue.is_empty() { Stop::Idle } else { Stop::ReachedTime })
     }
@@ -262,12 +269,18 @@ impl<M: Model> Simulation<M> {
         let Some((time, event)) = self.queue.pop_until(end.min(self.limits.time_max)) else {
             return self.limit_reached(end);
         };
+        self.handle(time, event);
+        Ok(Some(time))
+    }
+
+    /// Runs the handler of an event just popped.
+    #[inline(always)]
+    fn handle(&mut self, time: SimTime, event: M::Event) {
         debug_assert!(time >= self.now, "time went backwards: {time} < {}", self.now);
         self.now = time;
         self.events_handled += 1;
         let mut ctx = Context { now: time, queue: &mut self.queue };
         self.model.handle(event, &mut ctx);
-        Ok(Some(time))
     }
 
     /// Why no event runs now: none is due by `end` (`Ok(None)`), or the
