@@ -137,6 +137,7 @@ impl World {
                         capacity_lost: 0,
                         slow_factor: 1.0,
                         slow_added: SimDuration::ZERO,
+                        computes_as_drawn: config.contention == 0.0,
                         errors: Vec::new(),
                         partitioned_from: Vec::new(),
                     })

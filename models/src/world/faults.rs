@@ -37,6 +37,7 @@ impl World {
                 active.retain(|&f| f != fault);
             }
             let active = active.clone();
+            let contention = self.services[service].contention;
             let rep = &mut self.services[service].replicas[r];
             rep.crashed = 0;
             rep.hung = 0;
@@ -58,6 +59,7 @@ impl World {
                     FaultKind::Partition { .. } => rep.partitioned_from.push(self.faults[f as usize].3),
                 }
             }
+            rep.computes_as_drawn = contention == 0.0 && rep.slow_factor == 1.0 && rep.slow_added.is_zero();
             if starts {
                 match self.faults[fault as usize].2 {
                     FaultKind::Crash => self.lose_held_requests(ctx, service, r, Loss::Reset),

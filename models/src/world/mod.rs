@@ -238,6 +238,9 @@ struct Replica {
     capacity_lost: u32,
     slow_factor: f64,
     slow_added: SimDuration,
+    /// No contention and no slow fault: a compute step takes its drawn
+    /// time, without the floating-point work of stretching it.
+    computes_as_drawn: bool,
     /// Active error faults: (probability, status, fault index).
     errors: Vec<(f64, u16, u32)>,
     /// Nodes whose requests never arrive.

@@ -158,8 +158,13 @@ impl World {
                 &CompiledStep::Compute { sampler, random } => {
                     let base = compute.draw(sampler, compute_rng);
                     let replica = &service.replicas[r];
-                    let factor = replica.slow_factor * (1.0 + service.contention * f64::from(replica.busy));
-                    let took = if factor == 1.0 { base } else { base.mul_f64(factor) } + replica.slow_added;
+                    let took = if replica.computes_as_drawn {
+                        base
+                    } else {
+                        let factor = replica.slow_factor * (1.0 + service.contention * f64::from(replica.busy));
+                        let stretched = if factor == 1.0 { base } else { base.mul_f64(factor) };
+                        stretched + replica.slow_added
+                    };
                     let done = Event::ComputeDone { request: request_key };
                     if random {
                         ctx.schedule_random_at(ctx.now() + took, done)
