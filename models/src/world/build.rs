@@ -276,7 +276,7 @@ impl World {
             limit_hit: None,
             buckets,
             bucket: 0,
-            bucket_end: buckets.end(0),
+            look_up_at: buckets.end(0),
             queueing_policies: Vec::new(),
             queued_calls: BTreeMap::new(),
         }

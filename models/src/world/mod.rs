@@ -447,10 +447,12 @@ pub(crate) struct World {
     in_flight_max: u32,
     pub(crate) limit_hit: Option<LimitHit>,
     pub(crate) buckets: Buckets,
-    /// The timeline bucket of the event being handled, and when it ends
-    /// (never, for the last one): see `roll_bucket`.
+    /// The timeline bucket of the event being handled.
     bucket: usize,
-    bucket_end: SimTime,
+    /// When the next event must look up before it runs (`may_run`): at the
+    /// end of the current bucket (never, for the last one), or at once after
+    /// a limit ended the run.
+    look_up_at: SimTime,
     /// The policies whose bulkhead has a queue, where a call leaving it can
     /// promote a waiting one.
     queueing_policies: Vec<PolicyRef>,
@@ -520,6 +522,7 @@ impl World {
     fn over_limit(&mut self, now: SimTime) -> bool {
         if self.in_flight() >= self.in_flight_max as usize {
             self.limit_hit.get_or_insert(LimitHit::InFlight { in_flight_max: self.in_flight_max, at: now });
+            self.look_up_at = SimTime::ZERO;
             return true;
         }
         false
@@ -534,13 +537,10 @@ impl Model for World {
     type Event = Event;
 
     fn handle(&mut self, event: Event, ctx: &mut Context<'_, Event>) {
-        if self.limit_hit.is_some() {
-            // The run is over with an error: the events left only drain,
-            // so nothing more is allocated before the runner sees it.
+        // One comparison per event for two rare cases: a later bucket, and a
+        // run that a limit ended.
+        if ctx.now() >= self.look_up_at && !self.may_run(ctx.now()) {
             return;
-        }
-        if ctx.now() >= self.bucket_end {
-            self.roll_bucket(ctx.now());
         }
         self.dispatch(event, ctx);
         if !self.queueing_policies.is_empty() {
@@ -554,19 +554,26 @@ impl Model for World {
 }
 
 impl World {
-    /// The first event of a later timeline bucket is about to run: what the
-    /// policies counted during the bucket that ended is booked into it.
-    /// Booking once a bucket, rather than diffing every policy's counters at
-    /// every step, is what keeps the edges' count series cheap; a count
-    /// lands in the same bucket either way, since every step of a bucket
-    /// comes before its end.
+    /// Whether an event at `now`, past `look_up_at`, may run. Not once a
+    /// limit ended the run with an error: the events left only drain, so
+    /// nothing more is allocated before the runner sees it. Otherwise the
+    /// event is the first of a later timeline bucket, and what the policies
+    /// counted during the bucket that ended is booked into it. Booking once
+    /// a bucket, rather than diffing every policy's counters at every step,
+    /// is what keeps the edges' count series cheap; a count lands in the
+    /// same bucket either way, since every step of a bucket comes before its
+    /// end.
     #[cold]
     #[inline(never)]
-    fn roll_bucket(&mut self, now: SimTime) {
+    fn may_run(&mut self, now: SimTime) -> bool {
+        if self.limit_hit.is_some() {
+            return false;
+        }
         self.book_policy_counts();
         self.bucket = self.buckets.index(now);
-        self.bucket_end = self.buckets.end(self.bucket);
+        self.look_up_at = self.buckets.end(self.bucket);
         self.roll_latency_series();
+        true
     }
 
     fn dispatch(&mut self, event: Event, ctx: &mut Context<'_, Event>) {
