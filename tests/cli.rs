@@ -79,7 +79,7 @@ fn no_arguments_tells_the_seed_cascade_story() {
             "breaker order -> user closed at",
             // The fallback user, served while the breaker is open or the
             // bulkhead is full.
-            "fallbacks on order -> user: breaker_open 11802, rejected 988; served static 12790",
+            "fallbacks on order -> user: breaker_open 11915, rejected 951; served static 12866",
             "time to detect",
         ],
         &[],

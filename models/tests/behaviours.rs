@@ -654,6 +654,40 @@ fn closed_loop_users_each_have_their_own_retry_budget() {
 }
 
 #[test]
+fn an_open_loop_population_moves_no_route_choice() {
+    // Which member an arrival is comes from a stream of its own, drawn only
+    // for a population of more than one: the routes chosen are the same
+    // arrival for arrival whatever the population, so a sweep over it keeps
+    // its common random numbers.
+    let run_with = |population: u32| {
+        let text = format!(
+            r#"(
+            name: "members", seed: 5, duration: "10s", drain: "5s",
+            services: {{ "api": (execution: thread_pool(workers: 100), routes: {{
+                "a": (steps: [compute(Constant(value: "1ms"))]), "b": (steps: [compute(Constant(value: "1ms"))]) }}) }},
+            clients: [(name: "users", target: "api", rate: constant(rps: 200.0), population: {population},
+                       routes: [(route: "a", weight: 1.0), (route: "b", weight: 2.0)])],
+        )"#
+        );
+        run(&Scenario::from_ron(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))).unwrap()
+    };
+    let arrivals = |r: &Report, route: &str| match r.routes[route].timeline.series.get("arrivals") {
+        Some(SeriesData::Counts(c)) => c.clone(),
+        other => panic!("no arrivals series: {other:?}"),
+    };
+    let alone = run_with(1);
+    let (a, b) = (arrivals(&alone, "a"), arrivals(&alone, "b"));
+    // About 2 000 arrivals, a third of them on "a".
+    let share = a.iter().sum::<u64>() as f64 / (a.iter().sum::<u64>() + b.iter().sum::<u64>()) as f64;
+    assert!((0.30..0.37).contains(&share), "{share}");
+    for population in [2, 7, 1000] {
+        let many = run_with(population);
+        assert_eq!(arrivals(&many, "a"), a, "population {population}");
+        assert_eq!(arrivals(&many, "b"), b, "population {population}");
+    }
+}
+
+#[test]
 fn lifo_serves_the_newest_first_under_overload() {
     let make = |discipline: &str| {
         format!(

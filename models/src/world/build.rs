@@ -200,6 +200,7 @@ impl World {
                     keys_rng: streams.stream(&format!("client.{name}.keys")),
                     arrivals_rng: streams.stream(&format!("client.{name}.arrivals")),
                     routes_rng: streams.stream(&format!("client.{name}.routes")),
+                    members_rng: streams.stream(&format!("client.{name}.members")),
                     think_rng: streams.stream(&format!("client.{name}.think")),
                     route_series,
                     edge: EdgeBook::new(buckets),

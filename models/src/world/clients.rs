@@ -19,10 +19,13 @@ impl World {
         let slot = c.routes.iter().position(|(cumulative, _)| u < *cumulative).unwrap_or(c.routes.len() - 1);
         let route = c.routes[slot].1;
         // A user keeps its own member (its own budget, breaker, limiter);
-        // an open-loop arrival is any member of the population.
+        // an open-loop arrival is any member of the population. The member
+        // has a stream of its own, so the population's size never moves the
+        // route choices, and a population of one draws nothing.
         let member = match user {
             Some(user) => user,
-            None => c.routes_rng.below(c.members.len() as u64) as u32,
+            None if c.members.len() == 1 => 0,
+            None => c.members_rng.below(c.members.len() as u64) as u32,
         };
         debug_assert!((member as usize) < c.members.len(), "a user without a member");
         let key = match c.route_keys[slot] {

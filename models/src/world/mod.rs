@@ -370,6 +370,9 @@ pub(crate) struct Client {
     keys_rng: SimRng,
     arrivals_rng: SimRng,
     routes_rng: SimRng,
+    /// Which member an open-loop arrival is: drawn only for a population
+    /// of more than one.
+    members_rng: SimRng,
     think_rng: SimRng,
     pub(crate) route_series: Vec<RouteSeries>,
     /// The edge to `target`, over every member's policy.
