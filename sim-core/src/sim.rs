@@ -242,6 +242,8 @@ impl<M: Model> Simulation<M> {
             let Some((time, event)) = self.queue.pop_until(due_by) else { break };
             self.handle(time, event);
         }
+        // Nothing is due by `end` any more, or a limit stopped the loop:
+        // the first is fine, the second an error.
         self.limit_reached(end)?;
         self.now = self.now.max(end);
         Ok(if self.queue.is_empty() { Stop::Idle } else { Stop::ReachedTime })
