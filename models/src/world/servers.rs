@@ -13,8 +13,14 @@ impl World {
     /// A request reached its replica: faults, then admission.
     pub(super) fn deliver(&mut self, ctx: &mut Context<'_, Event>, request_key: Key) {
         let now = ctx.now();
-        let Some(request) = self.request_mut(request_key) else { return };
-        request.state = RequestState::Queued;
+        // The request, its service and its replica are looked up once here
+        // (not through `request_mut` and `run`, which would look them up
+        // again): a delivery is one of the model's commonest events.
+        let Some(request) =
+            self.requests.get_mut(request_key.index as usize).filter(|r| r.generation == request_key.generation)
+        else {
+            return;
+        };
         let (s, r) = (request.service as usize, request.replica as usize);
         let service = &mut self.services[s];
         service.series.arrivals.add_in(self.bucket, 1);
@@ -43,8 +49,11 @@ impl World {
         }
         let slots = service.slots.saturating_sub(replica.capacity_lost);
         if replica.busy < slots {
-            self.run(ctx, request_key);
+            request.state = RequestState::Running;
+            service.take_slot(now, r);
+            self.advance(ctx, request_key);
         } else if (replica.queue.len() as u32) < service.queue_capacity {
+            request.state = RequestState::Queued;
             replica.queue.push_back(request_key);
             service.record_queue_length(now);
         } else {
@@ -54,18 +63,16 @@ impl World {
         }
     }
 
-    /// Gives the request a worker (or a compute slot) and runs it. Always
-    /// inlined, as `release` is: each runs once per request served and is
-    /// small beside the call's register saves and restores.
+    /// Gives a waiting request a worker (or a compute slot) and runs it.
+    /// Always inlined, as `release` is: each runs once per request served
+    /// and is small beside the call's register saves and restores.
     #[inline(always)]
     fn run(&mut self, ctx: &mut Context<'_, Event>, request_key: Key) {
         let now = ctx.now();
         let Some(request) = self.request_mut(request_key) else { return };
         request.state = RequestState::Running;
         let (s, r) = (request.service as usize, request.replica as usize);
-        let service = &mut self.services[s];
-        service.replicas[r].busy += 1;
-        service.add_busy(now, 1);
+        self.services[s].take_slot(now, r);
         self.advance(ctx, request_key);
     }
 
@@ -353,6 +360,14 @@ impl Service {
     /// Requests waiting in all the replicas' queues.
     pub(super) fn queued(&self) -> u64 {
         self.replicas.iter().map(|r| r.queue.len() as u64).sum()
+    }
+
+    /// A request starts running on `replica`: one more worker (or compute
+    /// slot) busy.
+    #[inline(always)]
+    fn take_slot(&mut self, now: SimTime, replica: usize) {
+        self.replicas[replica].busy += 1;
+        self.add_busy(now, 1);
     }
 
     /// Moves the busy-workers gauge by `delta` after a replica's `busy`
