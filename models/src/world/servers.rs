@@ -5,7 +5,9 @@ use stormglass_core::sim::Context;
 use stormglass_core::time::SimTime;
 use stormglass_patterns::{AttemptOutcome, Rejection};
 
-use super::{Answer, CompiledStep, Event, Key, Owner, PolicyRef, RequestState, Route, Service, World, cause_index};
+use super::{
+    Answer, CompiledCall, CompiledStep, Event, Key, Owner, PolicyRef, RequestState, Route, Service, World, cause_index,
+};
 use crate::config::{Balancer, Discipline, Execution};
 use crate::report::Cause;
 
@@ -161,7 +163,7 @@ impl World {
                 return self.complete(ctx, request_key);
             };
             request.step += 1;
-            let count = match compiled {
+            let (first, count) = match compiled {
                 &CompiledStep::Compute { sampler, random } => {
                     let base = compute.draw(sampler, compute_rng);
                     let replica = &service.replicas[r];
@@ -180,28 +182,20 @@ impl World {
                     }
                     return;
                 }
-                CompiledStep::Calls(calls) => calls.len(),
+                // Validation makes sure a step holds at least one call.
+                CompiledStep::Calls(calls) => (calls[0], calls.len()),
             };
             request.pending = count as u32;
             request.starting_calls = true;
             let key = request.key;
-            for i in 0..count {
+            self.start_handler_call(ctx, request_key, s, first, key);
+            // The other calls of a parallel step, found again for each
+            // one: starting a call borrows the whole world.
+            for i in 1..count {
                 let CompiledStep::Calls(calls) = &self.services[s].routes[route].steps[step] else {
                     unreachable!("the step was a call step a moment ago")
                 };
-                let call = calls[i];
-                let policy = PolicyRef::Edge { service: s as u32, dependency: call.dependency };
-                self.start_call(
-                    ctx,
-                    Owner::Request(request_key),
-                    policy,
-                    s as u32,
-                    call.target,
-                    call.route,
-                    call.required,
-                    key,
-                    false,
-                );
+                self.start_handler_call(ctx, request_key, s, calls[i], key);
             }
             let Some(request) = self.requests.get_mut(request_key.index as usize) else { return };
             request.starting_calls = false;
@@ -216,6 +210,31 @@ impl World {
             // Every call finished at once (an open breaker, a full
             // bulkhead): go on to the next step.
         }
+    }
+
+    /// Starts one call of a request's handler step, through the policy of
+    /// the service's edge to the call's dependency.
+    #[inline(always)]
+    fn start_handler_call(
+        &mut self,
+        ctx: &mut Context<'_, Event>,
+        request_key: Key,
+        service: usize,
+        call: CompiledCall,
+        key: u64,
+    ) {
+        let policy = PolicyRef::Edge { service: service as u32, dependency: call.dependency };
+        self.start_call(
+            ctx,
+            Owner::Request(request_key),
+            policy,
+            service as u32,
+            call.target,
+            call.route,
+            call.required,
+            key,
+            false,
+        );
     }
 
     /// A call of a request's current step finished.
