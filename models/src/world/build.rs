@@ -122,6 +122,7 @@ impl World {
                 slots,
                 queue_capacity,
                 contention: config.contention,
+                computes_as_drawn: config.contention == 0.0,
                 abandon_on_caller_timeout: config.abandon_on_caller_timeout,
                 retry_after: config.retry_after,
                 routes,
@@ -137,7 +138,6 @@ impl World {
                         capacity_lost: 0,
                         slow_factor: 1.0,
                         slow_added: SimDuration::ZERO,
-                        computes_as_drawn: config.contention == 0.0,
                         errors: Vec::new(),
                         partitioned_from: Vec::new(),
                     })

@@ -59,7 +59,9 @@ impl World {
                     FaultKind::Partition { .. } => rep.partitioned_from.push(self.faults[f as usize].3),
                 }
             }
-            rep.computes_as_drawn = contention == 0.0 && rep.slow_factor == 1.0 && rep.slow_added.is_zero();
+            let s = &mut self.services[service];
+            s.computes_as_drawn =
+                contention == 0.0 && s.replicas.iter().all(|rep| rep.slow_factor == 1.0 && rep.slow_added.is_zero());
             if starts {
                 match self.faults[fault as usize].2 {
                     FaultKind::Crash => self.lose_held_requests(ctx, service, r, Loss::Reset),

@@ -238,9 +238,6 @@ struct Replica {
     capacity_lost: u32,
     slow_factor: f64,
     slow_added: SimDuration,
-    /// No contention and no slow fault: a compute step takes its drawn
-    /// time, without the floating-point work of stretching it.
-    computes_as_drawn: bool,
     /// Active error faults: (probability, status, fault index).
     errors: Vec<(f64, u16, u32)>,
     /// Nodes whose requests never arrive.
@@ -253,6 +250,10 @@ pub(crate) struct Service {
     slots: u32,
     queue_capacity: u32,
     contention: f64,
+    /// No contention and no slow fault on any replica: a compute step takes
+    /// its drawn time, without looking at its replica or the
+    /// floating-point work of stretching the time.
+    computes_as_drawn: bool,
     abandon_on_caller_timeout: bool,
     /// Sent with its 429s and 503s.
     retry_after: Option<SimDuration>,

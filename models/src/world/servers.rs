@@ -6,7 +6,8 @@ use stormglass_core::time::SimTime;
 use stormglass_patterns::{AttemptOutcome, Rejection};
 
 use super::{
-    Answer, CompiledCall, CompiledStep, Event, Key, Owner, PolicyRef, RequestState, Route, Service, World, cause_index,
+    Answer, CompiledCall, CompiledStep, Event, Key, Owner, PolicyRef, Replica, RequestState, Route, Service, World,
+    cause_index,
 };
 use crate::config::{Balancer, Discipline, Execution};
 use crate::report::Cause;
@@ -84,50 +85,55 @@ impl World {
     fn release(&mut self, ctx: &mut Context<'_, Event>, service: usize, replica: usize) {
         let now = ctx.now();
         let s = &mut self.services[service];
-        s.replicas[replica].busy -= 1;
+        let rep = &mut s.replicas[replica];
+        rep.busy -= 1;
+        // Read before the gauge moves: after its stores the replica would
+        // be looked up again.
+        let waiting = rep.has_waiting();
         s.add_busy(now, -1);
-        self.start_waiting(ctx, service, replica);
+        if waiting {
+            self.drain_queue(ctx, service, replica);
+        }
     }
 
     /// Starts queued requests while workers are free.
-    ///
-    /// Not re-entrant: a request started here may finish at once (its call
-    /// refused by an open breaker, say) and free its worker, which calls
-    /// back here. That nested call returns at once and this loop, which
-    /// looks at the free workers again, starts the next request, so
-    /// draining a long queue takes a loop, not a stack frame per request.
     ///
     /// Inlined up to the drain: most workers free up with nobody waiting,
     /// and a call that found so cost 1.3% of the seed cascade's
     /// instructions.
     #[inline(always)]
     pub(super) fn start_waiting(&mut self, ctx: &mut Context<'_, Event>, service: usize, replica: usize) {
-        let rep = &mut self.services[service].replicas[replica];
-        if rep.draining || rep.queue.is_empty() {
-            return;
+        if self.services[service].replicas[replica].has_waiting() {
+            self.drain_queue(ctx, service, replica);
         }
-        rep.draining = true;
-        self.drain_queue(ctx, service, replica);
-        self.services[service].replicas[replica].draining = false;
     }
 
+    /// Drains the replica's queue while workers are free.
+    ///
+    /// Not re-entrant: a request started here may finish at once (its call
+    /// refused by an open breaker, say) and free its worker, which calls
+    /// back here. That nested call returns at once (`has_waiting`) and this
+    /// loop, which looks at the free workers again, starts the next
+    /// request, so draining a long queue takes a loop, not a stack frame
+    /// per request.
     #[inline(never)]
     fn drain_queue(&mut self, ctx: &mut Context<'_, Event>, service: usize, replica: usize) {
         let now = ctx.now();
+        self.services[service].replicas[replica].draining = true;
         loop {
             let s = &mut self.services[service];
             let rep = &mut s.replicas[replica];
             if rep.busy >= s.slots.saturating_sub(rep.capacity_lost) {
-                return;
+                break;
             }
             let next = match (s.execution, rep.queue.is_empty()) {
-                (_, true) => return,
+                (_, true) => break,
                 (Execution::ThreadPool { discipline: Discipline::Lifo, .. }, false) => rep.queue.pop_back(),
                 _ => rep.queue.pop_front(),
             };
             s.record_queue_length(now);
             let abandon = s.abandon_on_caller_timeout;
-            let Some(next) = next else { return };
+            let Some(next) = next else { break };
             let Some(request) = self.request_mut(next) else { continue };
             if abandon && request.caller_gone && request.step == 0 {
                 // Nobody waits for it: drop it unstarted.
@@ -137,6 +143,7 @@ impl World {
             }
             self.run(ctx, next);
         }
+        self.services[service].replicas[replica].draining = false;
     }
 
     /// Runs handler steps until one has to wait.
@@ -166,10 +173,10 @@ impl World {
             let (first, count) = match compiled {
                 &CompiledStep::Compute { sampler, random } => {
                     let base = compute.draw(sampler, compute_rng);
-                    let replica = &service.replicas[r];
-                    let took = if replica.computes_as_drawn {
+                    let took = if service.computes_as_drawn {
                         base
                     } else {
+                        let replica = &service.replicas[r];
                         let factor = replica.slow_factor * (1.0 + service.contention * f64::from(replica.busy));
                         let stretched = if factor == 1.0 { base } else { base.mul_f64(factor) };
                         stretched + replica.slow_added
@@ -372,6 +379,13 @@ pub(super) fn choose_replica(service: &mut Service) -> u32 {
             let b = service.balancer_rng.below(n) as usize;
             if service.replicas[b].outstanding < service.replicas[a].outstanding { b as u32 } else { a as u32 }
         }
+    }
+}
+
+impl Replica {
+    /// Requests wait in the queue and no drain of it is under way.
+    fn has_waiting(&self) -> bool {
+        !self.draining && !self.queue.is_empty()
     }
 }
 
