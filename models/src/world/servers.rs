@@ -53,7 +53,8 @@ impl World {
         let slots = service.slots.saturating_sub(replica.capacity_lost);
         if replica.busy < slots {
             request.state = RequestState::Running;
-            service.take_slot(now, r);
+            replica.busy += 1;
+            service.add_busy(now, 1);
             self.advance(ctx, request_key);
         } else if (replica.queue.len() as u32) < service.queue_capacity {
             request.state = RequestState::Queued;
@@ -75,7 +76,9 @@ impl World {
         let Some(request) = self.request_mut(request_key) else { return };
         request.state = RequestState::Running;
         let (s, r) = (request.service as usize, request.replica as usize);
-        self.services[s].take_slot(now, r);
+        let service = &mut self.services[s];
+        service.replicas[r].busy += 1;
+        service.add_busy(now, 1);
         self.advance(ctx, request_key);
     }
 
@@ -393,14 +396,6 @@ impl Service {
     /// Requests waiting in all the replicas' queues.
     pub(super) fn queued(&self) -> u64 {
         self.replicas.iter().map(|r| r.queue.len() as u64).sum()
-    }
-
-    /// A request starts running on `replica`: one more worker (or compute
-    /// slot) busy.
-    #[inline(always)]
-    fn take_slot(&mut self, now: SimTime, replica: usize) {
-        self.replicas[replica].busy += 1;
-        self.add_busy(now, 1);
     }
 
     /// Moves the busy-workers gauge by `delta` after a replica's `busy`
