@@ -11,32 +11,12 @@ use stormglass_patterns::{AttemptOutcome, Rejection};
 
 use super::servers::choose_replica;
 use super::{
-    Answer, Client, EdgeBook, Event, Key, OutboundCall, Owner, PolicyRef, RequestState, ServerRequest, Service,
-    TRANSITIONS_MAX, World, cause_index, key,
+    Answer, Client, Dependency, EdgeBook, Event, Key, OutboundCall, Owner, PolicyRef, RequestState, ServerRequest,
+    Service, TRANSITIONS_MAX, World, cause_index, key,
 };
 use crate::report::Cause;
 
 impl World {
-    /// The pipeline behind `policy`.
-    fn policy_mut(&mut self, policy: PolicyRef) -> &mut Policy {
-        match policy {
-            PolicyRef::Client { client, member } => &mut self.clients[client as usize].members[member as usize].policy,
-            PolicyRef::Edge { service, dependency } => {
-                &mut self.services[service as usize].dependencies[dependency as usize].policy
-            }
-        }
-    }
-
-    /// Where the calls through `policy` are booked.
-    fn edge_book_mut(&mut self, policy: PolicyRef) -> &mut EdgeBook {
-        match policy {
-            PolicyRef::Client { client, .. } => &mut self.clients[client as usize].edge,
-            PolicyRef::Edge { service, dependency } => {
-                &mut self.services[service as usize].dependencies[dependency as usize].edge
-            }
-        }
-    }
-
     /// Starts a call through `policy` for the item `item` and follows its
     /// first step; `via_alternate` for the call an alternate fallback makes
     /// instead. Every call the model makes is an idempotent request (a GET)
@@ -61,9 +41,10 @@ impl World {
             return;
         }
         let generation = self.next_generation();
+        let mut home = PolicyHome::of(&mut self.services, &mut self.clients, policy);
         // The call goes into the slab before its first step, which then
         // works on it in place: moving it in afterwards copied it twice.
-        let pipeline = self.policy_mut(policy).new_call(now, Request::idempotent(item));
+        let pipeline = home.policy().new_call(now, Request::idempotent(item));
         let index = self.calls.insert(OutboundCall {
             generation,
             owner,
@@ -83,9 +64,9 @@ impl World {
             via_alternate,
         });
         let call = &mut self.calls[index].pipeline;
-        let (p, rng, throttled) = policy_for_step(&mut self.services, &mut self.clients, policy);
+        let (p, rng, throttled) = home.for_step();
         let step = p.begin_call(now, call, rng);
-        after_policy_step(&mut self.services, &mut self.clients, policy, owner, now, throttled);
+        home.book_step(owner, now, throttled);
         self.follow(ctx, key(index, generation), &step);
     }
 
@@ -195,10 +176,10 @@ impl World {
             AttemptOutcome::Status(429 | 503) => self.services[call.target as usize].retry_after,
             _ => None,
         };
-        let pipeline = &mut call.pipeline;
-        let (p, rng, throttled) = policy_for_step(&mut self.services, &mut self.clients, call.policy);
-        let step = p.on_outcome(now, pipeline, answer.outcome, retry_after, rng);
-        after_policy_step(&mut self.services, &mut self.clients, call.policy, call.owner, now, throttled);
+        let mut home = PolicyHome::of(&mut self.services, &mut self.clients, call.policy);
+        let (p, rng, throttled) = home.for_step();
+        let step = p.on_outcome(now, &mut call.pipeline, answer.outcome, retry_after, rng);
+        home.book_step(call.owner, now, throttled);
         self.follow(ctx, call_key, &step);
     }
 
@@ -218,10 +199,10 @@ impl World {
         let abandoned = call.attempt_request.take();
         call.last_answer =
             Some(Answer { outcome: AttemptOutcome::Timeout, degraded: false, cause: Some(Cause::Timeout) });
-        let pipeline = &mut call.pipeline;
-        let (p, rng, throttled) = policy_for_step(&mut self.services, &mut self.clients, call.policy);
-        let step = p.on_outcome(now, pipeline, AttemptOutcome::Timeout, None, rng);
-        after_policy_step(&mut self.services, &mut self.clients, call.policy, call.owner, now, throttled);
+        let mut home = PolicyHome::of(&mut self.services, &mut self.clients, call.policy);
+        let (p, rng, throttled) = home.for_step();
+        let step = p.on_outcome(now, &mut call.pipeline, AttemptOutcome::Timeout, None, rng);
+        home.book_step(call.owner, now, throttled);
         if let Some(request) = abandoned.and_then(|r| self.request_mut(r)) {
             request.caller_gone = true;
         }
@@ -256,10 +237,10 @@ impl World {
             if let Some(request) = call.attempt_request.and_then(|r| self.request_mut(r)) {
                 request.caller_gone = true;
             }
-            let pipeline = &mut call.pipeline;
-            let (p, _, throttled) = policy_for_step(&mut self.services, &mut self.clients, call.policy);
-            p.abandon_call(now, pipeline);
-            after_policy_step(&mut self.services, &mut self.clients, call.policy, call.owner, now, throttled);
+            let mut home = PolicyHome::of(&mut self.services, &mut self.clients, call.policy);
+            let (p, _, throttled) = home.for_step();
+            p.abandon_call(now, &mut call.pipeline);
+            home.book_step(call.owner, now, throttled);
         }
     }
 
@@ -275,10 +256,10 @@ impl World {
             let waiter = call.pipeline.queued_as().expect("a bulkhead wait").0;
             self.queued_calls.remove(&(call.policy, waiter));
         }
-        let pipeline = &mut call.pipeline;
-        let (p, rng, throttled) = policy_for_step(&mut self.services, &mut self.clients, call.policy);
-        let step = p.resume(now, pipeline, rng);
-        after_policy_step(&mut self.services, &mut self.clients, call.policy, call.owner, now, throttled);
+        let mut home = PolicyHome::of(&mut self.services, &mut self.clients, call.policy);
+        let (p, rng, throttled) = home.for_step();
+        let step = p.resume(now, &mut call.pipeline, rng);
+        home.book_step(call.owner, now, throttled);
         self.follow(ctx, call_key, &step);
     }
 
@@ -288,7 +269,8 @@ impl World {
         let mut index = 0;
         while index < self.queueing_policies.len() {
             let policy = self.queueing_policies[index];
-            let Some(waiter) = self.policy_mut(policy).pop_promoted() else {
+            let Some(waiter) = PolicyHome::of(&mut self.services, &mut self.clients, policy).policy().pop_promoted()
+            else {
                 index += 1;
                 continue;
             };
@@ -298,10 +280,10 @@ impl World {
                 ctx.cancel(wake);
             }
             let now = ctx.now();
-            let pipeline = &mut call.pipeline;
-            let (p, rng, throttled) = policy_for_step(&mut self.services, &mut self.clients, call.policy);
-            let step = p.resume(now, pipeline, rng);
-            after_policy_step(&mut self.services, &mut self.clients, call.policy, call.owner, now, throttled);
+            let mut home = PolicyHome::of(&mut self.services, &mut self.clients, call.policy);
+            let (p, rng, throttled) = home.for_step();
+            let step = p.resume(now, &mut call.pipeline, rng);
+            home.book_step(call.owner, now, throttled);
             self.follow(ctx, call_key, &step);
             // Following the step may free slots in any policy: look again.
             index = 0;
@@ -315,10 +297,18 @@ impl World {
         let call = FinishedCall::of(call);
         self.calls.remove(call_key.index as usize);
         let (now, bucket) = (ctx.now(), self.bucket);
-        let edge = &mut self.edge_book_mut(call.policy).series;
+        let mut home = PolicyHome::of(&mut self.services, &mut self.clients, call.policy);
+        let edge = &mut home.edge().series;
         edge.latency.record_current(now - call.started);
         if let &Finish::Failed { outcome, .. } = finish {
             edge.failed_by_cause[cause_index(cause_of(outcome, call.last_answer))].add_in(bucket, 1);
+        }
+        if matches!(finish, Finish::Success { .. }) {
+            // For a last_good fallback (a no-op for the others). What the
+            // dependency said does not matter to the model, only when it
+            // said it: the cache serves ages, so store nothing (an empty
+            // String allocates nothing).
+            home.policy().record_good_value(now, call.item, String::new());
         }
         if let (Finish::Fallback { alternate: Some(_), .. }, PolicyRef::Edge { service, dependency }) =
             (finish, call.policy)
@@ -341,13 +331,6 @@ impl World {
                 call.item,
                 true,
             );
-        }
-        if matches!(finish, Finish::Success { .. }) {
-            // For a last_good fallback (a no-op for the others). What the
-            // dependency said does not matter to the model, only when it
-            // said it: the cache serves ages, so store nothing (an empty
-            // String allocates nothing).
-            self.policy_mut(call.policy).record_good_value(ctx.now(), call.item, String::new());
         }
         let last = call.last_answer;
         let result = match finish {
@@ -420,68 +403,94 @@ fn cause_of(outcome: AttemptOutcome, last: Option<Answer>) -> Cause {
     }
 }
 
-/// The policy behind `policy` and its random stream, for one step of a
-/// call, and its throttled count so far (for `after_policy_step`).
+/// Where a call's policy lives, with its random stream and the edge that
+/// books it: a dependency of a service, or a member of a client. An event
+/// looks it up once (a match and two bounds-checked indexings) for
+/// everything it does with the policy; a call's events used to look it up
+/// seven times.
 ///
-/// A step is taken between this and `after_policy_step` by the caller
-/// itself, not in a closure handed to one helper: the pipeline's 72-byte
-/// `Step` then lands where the caller keeps it, where a closure's result was
+/// A step is taken between `for_step` and `book_step` by the caller itself,
+/// not in a closure handed to one helper: the pipeline's 72-byte `Step`
+/// then lands where the caller keeps it, where a closure's result was
 /// copied once more, reading back bytes the pipeline had just written field
 /// by field (a failed store-to-load forward, 4% of a run).
-#[inline(always)]
-fn policy_for_step<'w>(
-    services: &'w mut [Service],
-    clients: &'w mut [Client],
-    policy: PolicyRef,
-) -> (&'w mut Policy, &'w mut SimRng, u64) {
-    match policy {
-        PolicyRef::Client { client, member } => {
-            let c = &mut clients[client as usize];
-            let m = &mut c.members[member as usize];
-            let throttled = m.policy.stats().throttled;
-            (&mut m.policy, &mut c.member_rngs[member as usize], throttled)
-        }
-        PolicyRef::Edge { service, dependency } => {
-            let d = &mut services[service as usize].dependencies[dependency as usize];
-            (&mut d.policy, &mut d.rng, 0)
-        }
-    }
+enum PolicyHome<'w> {
+    Edge(&'w mut Dependency),
+    Member { client: &'w mut Client, member: u32 },
 }
 
-/// Books what a policy's step for a call of `owner` did at once: the
-/// breaker's transitions into the edge's timeline, and the throttled
-/// attempts of a client's policy into the owner's route. The policy's other
-/// counters are booked once per timeline bucket (`World::book_policy_counts`);
-/// a client member that took a step is listed for it.
-#[inline(always)]
-fn after_policy_step(
-    services: &mut [Service],
-    clients: &mut [Client],
-    policy: PolicyRef,
-    owner: Owner,
-    now: SimTime,
-    throttled_before: u64,
-) {
-    match policy {
-        PolicyRef::Client { client, member } => {
-            let c = &mut clients[client as usize];
-            let m = &mut c.members[member as usize];
-            let throttled = m.policy.stats().throttled - throttled_before;
-            if let (true, Owner::Client { route, .. }) = (throttled > 0, owner) {
-                c.route_series[route as usize].throttled.add(now, throttled);
+impl<'w> PolicyHome<'w> {
+    #[inline(always)]
+    fn of(services: &'w mut [Service], clients: &'w mut [Client], policy: PolicyRef) -> Self {
+        match policy {
+            PolicyRef::Edge { service, dependency } => {
+                PolicyHome::Edge(&mut services[service as usize].dependencies[dependency as usize])
             }
-            if !m.dirty {
-                m.dirty = true;
-                c.dirty_members.push(member);
-            }
-            if m.policy.has_transitions() {
-                c.edge.book_transitions(now, member as usize, &mut m.policy);
+            PolicyRef::Client { client, member } => {
+                PolicyHome::Member { client: &mut clients[client as usize], member }
             }
         }
-        PolicyRef::Edge { service, dependency } => {
-            let d = &mut services[service as usize].dependencies[dependency as usize];
-            if d.policy.has_transitions() {
-                d.edge.book_transitions(now, 0, &mut d.policy);
+    }
+
+    #[inline(always)]
+    fn policy(&mut self) -> &mut Policy {
+        match self {
+            PolicyHome::Edge(d) => &mut d.policy,
+            PolicyHome::Member { client, member } => &mut client.members[*member as usize].policy,
+        }
+    }
+
+    /// Where the calls through the policy are booked.
+    #[inline(always)]
+    fn edge(&mut self) -> &mut EdgeBook {
+        match self {
+            PolicyHome::Edge(d) => &mut d.edge,
+            PolicyHome::Member { client, .. } => &mut client.edge,
+        }
+    }
+
+    /// The policy and its random stream, for one step of a call, and its
+    /// throttled count so far (for `book_step`).
+    #[inline(always)]
+    fn for_step(&mut self) -> (&mut Policy, &mut SimRng, u64) {
+        match self {
+            PolicyHome::Edge(d) => (&mut d.policy, &mut d.rng, 0),
+            PolicyHome::Member { client, member } => {
+                let m = &mut client.members[*member as usize];
+                let throttled = m.policy.stats().throttled;
+                (&mut m.policy, &mut client.member_rngs[*member as usize], throttled)
+            }
+        }
+    }
+
+    /// Books what a policy's step for a call of `owner` did at once: the
+    /// breaker's transitions into the edge's timeline, and the throttled
+    /// attempts of a client's policy into the owner's route. The policy's
+    /// other counters are booked once per timeline bucket
+    /// (`World::book_policy_counts`); a client member that took a step is
+    /// listed for it.
+    #[inline(always)]
+    fn book_step(&mut self, owner: Owner, now: SimTime, throttled_before: u64) {
+        match self {
+            PolicyHome::Member { client: c, member } => {
+                let member = *member;
+                let m = &mut c.members[member as usize];
+                let throttled = m.policy.stats().throttled - throttled_before;
+                if let (true, Owner::Client { route, .. }) = (throttled > 0, owner) {
+                    c.route_series[route as usize].throttled.add(now, throttled);
+                }
+                if !m.dirty {
+                    m.dirty = true;
+                    c.dirty_members.push(member);
+                }
+                if m.policy.has_transitions() {
+                    c.edge.book_transitions(now, member as usize, &mut m.policy);
+                }
+            }
+            PolicyHome::Edge(d) => {
+                if d.policy.has_transitions() {
+                    d.edge.book_transitions(now, 0, &mut d.policy);
+                }
             }
         }
     }
