@@ -148,9 +148,7 @@ impl World {
             key: item,
         });
         let request = key(index, generation);
-        if let Some(call) = self.calls.get_mut(call_key.index as usize) {
-            call.attempt_request = Some(request);
-        }
+        call.attempt_request = Some(request);
         ctx.schedule_at(arrives, Event::Deliver { request });
     }
 
