@@ -683,6 +683,18 @@ impl Policy {
     pub fn begin_call<R: rand_core::Rng + ?Sized>(&mut self, now: SimTime, call: &mut Call, rng: &mut R) -> Step {
         debug_assert!(call.attempts_sent == 0 && call.phase == CallPhase::InAttempt, "begin_call on a begun call");
         self.stats.calls += 1;
+        if self.single_attempt {
+            // No pattern to ask before the one attempt, only its timeouts:
+            // `next_attempt` without the limiter, budget, breaker and
+            // bulkhead (`new_call` has set the phase and start already).
+            return match call.timer.start_attempt(now) {
+                Ok(deadline) => self.send(call, deadline),
+                Err(rejection) => {
+                    self.stats.deadline_exceeded += 1;
+                    self.finish_failed(now, call, AttemptOutcome::Rejected(rejection))
+                }
+            };
+        }
         match self.limiter.as_mut().map(|l| l.try_acquire(now, 1)) {
             None | Some(Decision::Allowed { .. }) => {
                 call.holds_rate_permit = self.limiter.is_some();
