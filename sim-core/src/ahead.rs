@@ -13,8 +13,8 @@
 //! else: a value is drawn ahead only when it does not depend on which
 //! sampler takes it. That holds for a single sampler, and for log-normal
 //! samplers, which all turn the same standard normal deviate into their
-//! value (for several, the deviate is drawn ahead and turned into the value
-//! of the sampler that takes it at use); any other mix is drawn at use.
+//! value (the deviate is drawn ahead, and its value for each sampler); any
+//! other mix is drawn at use.
 //!
 //! ```
 //! use stormglass_core::ahead::DrawsAhead;
@@ -94,15 +94,8 @@ impl Batch {
     /// first.
     #[inline]
     pub fn next(&mut self, mut draw: impl FnMut() -> SimDuration) -> SimDuration {
-        self.next_of(|values| values.iter_mut().for_each(|value| *value = draw()))
-    }
-
-    /// The next value; when the batch is used up, `fill` writes a new one
-    /// whole first.
-    #[inline]
-    fn next_of(&mut self, fill: impl FnOnce(&mut [SimDuration; BATCH])) -> SimDuration {
         if self.next == BATCH {
-            fill(&mut self.values);
+            self.values.iter_mut().for_each(|value| *value = draw());
             self.next = 0;
         }
         self.next += 1;
@@ -112,12 +105,10 @@ impl Batch {
 
 #[derive(Debug, Clone)]
 enum Ahead {
-    /// One log-normal sampler, as (mu, sigma): its next values.
-    LogNormal { mu: f64, sigma: f64, values: Box<Batch> },
-    /// Several log-normal samplers, as (mu, sigma): the next deviates, each
-    /// turned into its value at use by the sampler that takes it (turning
-    /// it ahead for every sampler wasted all but one of those values).
-    Deviates { parameters: Vec<(f64, f64)>, deviates: Box<[f64; BATCH]>, next: usize },
+    /// Log-normal samplers, as (mu, sigma), one or several:
+    /// `values[i * samplers + which]` is the `i`-th deviate's value for
+    /// sampler `which`; `next` is the next `i` to hand out.
+    LogNormals { parameters: Vec<(f64, f64)>, values: Vec<SimDuration>, next: usize },
     /// One sampler of another kind: its next values.
     One(Box<Batch>),
     /// Drawn at use.
@@ -136,12 +127,8 @@ impl DrawsAhead {
             })
             .collect();
         let ahead = match (samplers.as_slice(), parameters) {
-            (_, Some(parameters)) if parameters.len() == 1 => {
-                let (mu, sigma) = parameters[0];
-                Ahead::LogNormal { mu, sigma, values: Box::default() }
-            }
             (_, Some(parameters)) if !parameters.is_empty() => {
-                Ahead::Deviates { parameters, deviates: Box::new([0.0; BATCH]), next: BATCH }
+                Ahead::LogNormals { values: vec![SimDuration::ZERO; BATCH * parameters.len()], parameters, next: BATCH }
             }
             ([_], _) => Ahead::One(Box::default()),
             _ => Ahead::AtUse,
@@ -158,18 +145,14 @@ impl DrawsAhead {
     #[inline]
     pub fn draw(&mut self, which: usize, rng: &mut SimRng) -> SimDuration {
         match &mut self.ahead {
-            Ahead::LogNormal { mu, sigma, values } => {
-                debug_assert_eq!(which, 0, "a single sampler is sampler 0");
-                values.next_of(|values| draw_log_normals(*mu, *sigma, values, rng))
-            }
-            Ahead::Deviates { parameters, deviates, next } => {
+            Ahead::LogNormals { parameters, values, next } => {
                 if *next == BATCH {
-                    deviates.iter_mut().for_each(|z| *z = standard_normal(rng));
+                    draw_log_normals(parameters, values, rng);
                     *next = 0;
                 }
-                let (mu, sigma) = parameters[which];
+                let value = values[*next * parameters.len() + which];
                 *next += 1;
-                log_normal(mu, sigma, deviates[*next - 1])
+                value
             }
             Ahead::One(batch) => {
                 debug_assert_eq!(which, 0, "a single sampler is sampler 0");
@@ -181,14 +164,15 @@ impl DrawsAhead {
     }
 }
 
-/// A batch of log-normal values: the deviates first, then their values,
-/// so that each loop's draws overlap.
+/// A batch of deviates, and each one's value for every sampler.
 #[inline(never)]
-fn draw_log_normals(mu: f64, sigma: f64, values: &mut [SimDuration; BATCH], rng: &mut SimRng) {
+fn draw_log_normals(parameters: &[(f64, f64)], values: &mut [SimDuration], rng: &mut SimRng) {
     let mut deviates = [0.0; BATCH];
     deviates.iter_mut().for_each(|z| *z = standard_normal(rng));
-    for (value, &z) in values.iter_mut().zip(&deviates) {
-        *value = log_normal(mu, sigma, z);
+    for (values, &z) in values.chunks_exact_mut(parameters.len()).zip(&deviates) {
+        for (value, &(mu, sigma)) in values.iter_mut().zip(parameters) {
+            *value = log_normal(mu, sigma, z);
+        }
     }
 }
 
@@ -224,7 +208,6 @@ mod tests {
         check(vec![sampler(Distribution::Exponential { mean: ms(10) })]);
         check(vec![sampler(Distribution::Normal { mean: ms(10), std_dev: ms(30) })]);
         check(vec![sampler(Distribution::Constant { value: ms(3) })]);
-        check(vec![sampler(Distribution::LogNormal { mean: ms(2), p99: ms(6) })]);
     }
 
     #[test]
