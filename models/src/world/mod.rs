@@ -226,7 +226,7 @@ const TRANSITIONS_MAX: usize = 10_000;
 struct Replica {
     busy: u32,
     queue: VecDeque<Key>,
-    /// `start_waiting` is draining the queue (see there).
+    /// `drain_queue` is under way for this replica (see there).
     draining: bool,
     /// Attempts sent to this replica that have not ended at their caller
     /// (answered or timed out), for balancers. Counted on the caller's side,
