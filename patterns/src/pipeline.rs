@@ -839,10 +839,9 @@ impl Policy {
             debug_assert_eq!(call.phase, CallPhase::InAttempt, "an outcome for a call with no attempt out");
             debug_assert!(!call.holds_rate_permit && call.breaker_permit.is_none() && call.bulkhead_permit.is_none());
             // What `decide` does for a success, less the retry state's
-            // count, which no one reads once the call is done.
-            call.phase = CallPhase::Done;
-            self.stats.successes += 1;
-            return Step::Finish(Finish::Success { attempts: call.attempts_sent });
+            // count, which no one reads once the call is done, and the rate
+            // permit, which such a policy never holds.
+            return self.finish_succeeded(call);
         }
         self.on_outcome_through_patterns(now, call, outcome, retry_after, rng)
     }
@@ -891,13 +890,7 @@ impl Policy {
         match self.retry.on_attempt(&mut call.retry, now, outcome, retry_after, rng) {
             RetryDecision::Done => {
                 self.release_rate_permit(call);
-                call.phase = CallPhase::Done;
-                // The pipeline never sees the answer itself, so it stores
-                // nothing here: a last-good cache filled with placeholders
-                // would serve them as if the dependency had said so. The
-                // caller hands the answer over with `record_good_value`.
-                self.stats.successes += 1;
-                Step::Finish(Finish::Success { attempts: call.attempts_sent })
+                self.finish_succeeded(call)
             }
             RetryDecision::Retry { delay } => {
                 if call.attempts_sent > 0
@@ -990,6 +983,19 @@ impl Policy {
             connect_timeout: self.timeout.connect,
             read_timeout: self.timeout.read,
         })
+    }
+
+    /// Ends a call whose attempt succeeded, its permits given back.
+    ///
+    /// The pipeline never sees the answer itself, so it stores nothing
+    /// here: a last-good cache filled with placeholders would serve them as
+    /// if the dependency had said so. The caller hands the answer over with
+    /// `record_good_value`.
+    #[inline(always)]
+    fn finish_succeeded(&mut self, call: &mut Call) -> Step {
+        call.phase = CallPhase::Done;
+        self.stats.successes += 1;
+        Step::Finish(Finish::Success { attempts: call.attempts_sent })
     }
 
     /// Ends a failed call: the fallback's answer, or the failure.
