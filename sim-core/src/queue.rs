@@ -142,9 +142,6 @@ pub struct EventQueue<E> {
     /// MAX, lower in tests.
     seq_limit: u32,
     generation_next: NonZeroU64,
-    /// Where [`EventQueue::peek_time`] found the earliest live entry, for the
-    /// [`EventQueue::pop`] that usually follows; cleared by any change.
-    peeked: Option<Source>,
     /// Heap and lane entries whose event was cancelled and not yet skipped or
     /// compacted.
     tombstones: usize,
@@ -220,7 +217,6 @@ impl<E: Copy> EventQueue<E> {
             seq_next: FREE + 1,
             seq_limit: u32::MAX,
             generation_next: NonZeroU64::MIN,
-            peeked: None,
             tombstones: 0,
         }
     }
@@ -248,7 +244,6 @@ impl<E: Copy> EventQueue<E> {
     #[inline(always)] // see `push`
     pub fn schedule_random(&mut self, time: SimTime, event: E) {
         let seq = self.next_seq();
-        self.peeked = None;
         self.heap.push(Entry { time, seq, slot: NO_SLOT, event });
     }
 
@@ -295,7 +290,6 @@ impl<E: Copy> EventQueue<E> {
     /// store-to-load forward), a third of this function's time.
     #[inline(always)]
     fn push(&mut self, entry: Entry<E>) {
-        self.peeked = None;
         match self.lane_for(entry.time) {
             Some(lane) => {
                 if self.lane_fronts[lane] == EMPTY_LANE {
@@ -384,7 +378,6 @@ impl<E: Copy> EventQueue<E> {
             return false;
         }
         self.free_slot(id.slot);
-        self.peeked = None;
         self.tombstones += 1;
         if self.tombstones >= TOMBSTONES_MIN_FOR_COMPACTION && self.tombstones * 2 > self.entries_held() {
             self.compact();
@@ -406,30 +399,15 @@ impl<E: Copy> EventQueue<E> {
     /// Removes and returns the earliest pending event.
     #[inline]
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
-        if let Some(source) = self.peeked.take() {
-            let entry = self.remove(source);
-            return Some(self.ran(entry));
-        }
-        while let Some((source, _)) = self.earliest() {
-            let entry = self.remove(source);
-            if !is_cancelled(&self.slots, &entry) {
-                return Some(self.ran(entry));
-            }
-            self.tombstones -= 1;
-        }
-        None
+        self.pop_until(SimTime::MAX)
     }
 
     /// Removes and returns the earliest pending event if it is due at or
     /// before `end`; `None` if none is (the queue may hold later ones).
     /// [`EventQueue::peek_time`] then [`EventQueue::pop`] do the same in two
-    /// calls; a run loop, which asks this for every event, saves the second
-    /// look at the lanes and the heap.
+    /// calls, each looking at the lanes and the heap.
     #[inline]
     pub fn pop_until(&mut self, end: SimTime) -> Option<(SimTime, E)> {
-        // A peek's note is only a shortcut for `pop`; looking again finds
-        // the same entry.
-        self.peeked = None;
         loop {
             let (source, entry) = self.earliest()?;
             if entry.time > end {
@@ -459,9 +437,7 @@ impl<E: Copy> EventQueue<E> {
     pub fn peek_time(&mut self) -> Option<SimTime> {
         while let Some((source, entry)) = self.earliest() {
             if !is_cancelled(&self.slots, entry) {
-                let time = entry.time;
-                self.peeked = Some(source);
-                return Some(time);
+                return Some(entry.time);
             }
             self.remove(source);
             self.tombstones -= 1;
@@ -538,7 +514,6 @@ impl<E: Copy> EventQueue<E> {
     #[cold]
     fn renumber(&mut self) {
         self.compact();
-        self.peeked = None;
         let mut heap = std::mem::replace(&mut self.heap, RankHeap::with_capacity(0)).into_vec();
         let mut ranks: Vec<u128> = heap.iter().chain(self.lanes.iter().flat_map(Ring::iter)).map(Entry::rank).collect();
         ranks.sort_unstable();
