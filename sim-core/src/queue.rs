@@ -123,6 +123,10 @@ pub struct EventQueue<E> {
     /// The lane with the smallest front: a pop from the heap leaves it as it
     /// is, so only a pop from a lane (or a new front) looks again.
     lane_first: usize,
+    /// That lane's front rank (`lane_fronts[lane_first]`), kept beside it:
+    /// every pop compares the heap's top with it, and a field is one load
+    /// where the array needed the index, its bounds check and the address.
+    lane_first_rank: u128,
     /// The delay each lane holds (kept while it is empty, so the delay comes
     /// back to it), in nanoseconds ahead of `clock`.
     lane_delays: [u64; LANES],
@@ -207,6 +211,7 @@ impl<E: Copy> EventQueue<E> {
             lanes: [const { Ring::new() }; LANES],
             lane_fronts: [EMPTY_LANE; LANES],
             lane_first: 0,
+            lane_first_rank: EMPTY_LANE,
             lane_delays: [NO_DELAY; LANES],
             lane_used: [0; LANES],
             recent_delays: [NO_DELAY; RECENT_DELAYS],
@@ -292,10 +297,10 @@ impl<E: Copy> EventQueue<E> {
     fn push(&mut self, entry: Entry<E>) {
         match self.lane_for(entry.time) {
             Some(lane) => {
-                if self.lane_fronts[lane] == EMPTY_LANE {
+                if self.lanes[lane].len() == 0 {
                     self.lane_fronts[lane] = entry.rank();
-                    if entry.rank() < self.lane_fronts[self.lane_first] {
-                        self.lane_first = lane;
+                    if entry.rank() < self.lane_first_rank {
+                        (self.lane_first, self.lane_first_rank) = (lane, entry.rank());
                     }
                 }
                 self.lane_used[lane] = entry.seq;
@@ -349,10 +354,9 @@ impl<E: Copy> EventQueue<E> {
     /// Where the smallest (time, seq) entry, live or cancelled, sits.
     #[inline]
     fn earliest(&self) -> Option<(Source, &Entry<E>)> {
-        let lane = self.lane_first;
         match self.heap.peek() {
-            Some(top) if top.rank() < self.lane_fronts[lane] => Some((Source::Heap, top)),
-            _ => self.lanes[lane].front().map(|front| (Source::Lane(lane), front)),
+            Some(top) if top.rank() < self.lane_first_rank => Some((Source::Heap, top)),
+            _ => self.lanes[self.lane_first].front().map(|front| (Source::Lane(self.lane_first), front)),
         }
     }
 
@@ -504,7 +508,7 @@ impl<E: Copy> EventQueue<E> {
                 (first, smallest) = (index, front);
             }
         }
-        self.lane_first = first;
+        (self.lane_first, self.lane_first_rank) = (first, smallest);
     }
 
     /// Gives the pending entries the sequence numbers 1, 2, ... in their
