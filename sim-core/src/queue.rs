@@ -127,6 +127,16 @@ pub struct EventQueue<E> {
     /// every pop compares the heap's top with it, and a field is one load
     /// where the array needed the index, its bounds check and the address.
     lane_first_rank: u128,
+    /// The lane with the smallest front among the others, if known
+    /// (`lane_runner_up_rank` is then not [`UNKNOWN_RANK`]): when the first
+    /// lane's pop leaves it empty or behind, this lane comes first, without
+    /// a scan. The link-hop lane of a model is usually emptied by its pop
+    /// and refilled by the next hop, which makes the lane it overtakes the
+    /// runner-up again, so most lane pops need no scan.
+    lane_runner_up: usize,
+    /// That lane's front rank ([`EMPTY_LANE`] if every other lane is empty),
+    /// or [`UNKNOWN_RANK`].
+    lane_runner_up_rank: u128,
     /// The delay each lane holds (kept while it is empty, so the delay comes
     /// back to it), in nanoseconds ahead of `clock`.
     lane_delays: [u64; LANES],
@@ -175,6 +185,10 @@ const NO_DELAY: u64 = u64::MAX;
 /// bits hold a `u32` sequence number.
 const EMPTY_LANE: u128 = u128::MAX;
 
+/// The runner-up lane's rank when it is not known: no real rank is 0, since
+/// sequence numbers start at 1.
+const UNKNOWN_RANK: u128 = 0;
+
 /// Where the earliest entry sits.
 #[derive(Debug, Clone, Copy)]
 enum Source {
@@ -212,6 +226,8 @@ impl<E: Copy> EventQueue<E> {
             lane_fronts: [EMPTY_LANE; LANES],
             lane_first: 0,
             lane_first_rank: EMPTY_LANE,
+            lane_runner_up: 0,
+            lane_runner_up_rank: EMPTY_LANE,
             lane_delays: [NO_DELAY; LANES],
             lane_used: [0; LANES],
             recent_delays: [NO_DELAY; RECENT_DELAYS],
@@ -298,10 +314,7 @@ impl<E: Copy> EventQueue<E> {
         match self.lane_for(entry.time) {
             Some(lane) => {
                 if self.lanes[lane].len() == 0 {
-                    self.lane_fronts[lane] = entry.rank();
-                    if entry.rank() < self.lane_first_rank {
-                        (self.lane_first, self.lane_first_rank) = (lane, entry.rank());
-                    }
+                    self.new_lane_front(lane, entry.rank());
                 }
                 self.lane_used[lane] = entry.seq;
                 self.lanes[lane].push_back(entry);
@@ -368,8 +381,9 @@ impl<E: Copy> EventQueue<E> {
             Source::Heap => self.heap.pop(),
             Source::Lane(index) => {
                 let entry = self.lanes[index].pop_front();
-                self.lane_fronts[index] = self.lanes[index].front().map_or(EMPTY_LANE, Entry::rank);
-                self.find_lane_first();
+                let front = self.lanes[index].front().map_or(EMPTY_LANE, Entry::rank);
+                self.lane_fronts[index] = front;
+                self.first_lane_popped(front);
                 entry
             }
         };
@@ -488,6 +502,52 @@ impl<E: Copy> EventQueue<E> {
         self.refresh_lane_fronts();
     }
 
+    /// An empty `lane` got an entry of `rank`, its new front. A lane that
+    /// overtakes the first makes the first the runner-up: the first's front
+    /// was the smallest of every other lane's, the new lane having been
+    /// empty. Always inlined, as `push` is.
+    #[inline(always)]
+    fn new_lane_front(&mut self, lane: usize, rank: u128) {
+        self.lane_fronts[lane] = rank;
+        if rank < self.lane_first_rank {
+            (self.lane_runner_up, self.lane_runner_up_rank) = (self.lane_first, self.lane_first_rank);
+            (self.lane_first, self.lane_first_rank) = (lane, rank);
+        } else if rank < self.lane_runner_up_rank {
+            (self.lane_runner_up, self.lane_runner_up_rank) = (lane, rank);
+        }
+    }
+
+    /// The first lane's front moved back to `front` (a pop). It stays first
+    /// if it still comes before the runner-up; otherwise a known runner-up
+    /// takes its place (the next runner-up is then unknown, until a lane
+    /// overtakes the first again), and only an unknown one needs a scan.
+    #[inline(always)]
+    fn first_lane_popped(&mut self, front: u128) {
+        if front < self.lane_runner_up_rank {
+            self.lane_first_rank = front;
+        } else if self.lane_runner_up_rank != UNKNOWN_RANK {
+            (self.lane_first, self.lane_first_rank) = (self.lane_runner_up, self.lane_runner_up_rank);
+            self.lane_runner_up_rank = UNKNOWN_RANK;
+        } else {
+            self.find_lane_first();
+        }
+        debug_assert!(self.lane_order_holds(), "the first lane or its runner-up is wrong");
+    }
+
+    /// Whether `lane_first` has the smallest front and the runner-up, if
+    /// known, the smallest of the others: what `new_lane_front` and
+    /// `first_lane_popped` keep.
+    fn lane_order_holds(&self) -> bool {
+        let smallest = self.lane_fronts.iter().min().copied().unwrap_or(EMPTY_LANE);
+        let others = (0..LANES).filter(|&lane| lane != self.lane_first).map(|lane| self.lane_fronts[lane]).min();
+        self.lane_fronts[self.lane_first] == self.lane_first_rank
+            && self.lane_first_rank == smallest
+            && (self.lane_runner_up_rank == UNKNOWN_RANK
+                || (others == Some(self.lane_runner_up_rank)
+                    && (self.lane_runner_up_rank == EMPTY_LANE
+                        || self.lane_fronts[self.lane_runner_up] == self.lane_runner_up_rank)))
+    }
+
     /// Recomputes every lane's front rank after the lanes changed wholesale.
     fn refresh_lane_fronts(&mut self) {
         for (index, lane) in self.lanes.iter().enumerate() {
@@ -509,6 +569,7 @@ impl<E: Copy> EventQueue<E> {
             }
         }
         (self.lane_first, self.lane_first_rank) = (first, smallest);
+        self.lane_runner_up_rank = UNKNOWN_RANK;
     }
 
     /// Gives the pending entries the sequence numbers 1, 2, ... in their
