@@ -88,28 +88,53 @@ impl<T: Ranked> RankHeap<T> {
     #[inline(always)] // the caller builds `item` in place; see the module doc
     pub(crate) fn push(&mut self, item: T) {
         if self.sorted && self.data.len() < SORTED_MAX {
-            return self.place(item, make_room_in_order);
+            return self.insert_in_order(item);
         }
         if self.sorted {
             self.become_heap();
         }
-        self.place(item, make_room_above);
+        self.insert_in_heap(item);
     }
 
-    /// Appends `item`; `make_room` moves the elements in its way, from the
-    /// end towards where it belongs, and returns the slot left free, where
-    /// `item` is written once.
+    /// Inserts `item` into the sorted array. Written once: when it ranks
+    /// above the last (smallest) element, as it usually does, that element
+    /// moves onto the new slot at the end, the others ranked below `item`
+    /// follow it up by a place, and `item` goes where the last one moved
+    /// from. Appended first and moved after, it was written twice.
     #[inline(always)]
-    fn place(&mut self, item: T, make_room: impl FnOnce(&mut [T], usize, u128) -> usize) {
+    fn insert_in_order(&mut self, item: T) {
         let rank = item.rank();
-        self.data.push(item);
-        // A slice keeps its pointer and length in registers: through the
-        // Vec, every store into the elements could have changed them.
-        let data = self.data.as_mut_slice();
-        let end = data.len() - 1;
-        let pos = make_room(data, end, rank);
-        if pos != end {
-            data[pos] = item;
+        match self.data.last() {
+            Some(&last) if last.rank() < rank => {
+                self.data.push(last);
+                // A slice keeps its pointer and length in registers: through
+                // the Vec, every store into the elements could have changed
+                // them.
+                let data = self.data.as_mut_slice();
+                let pos = make_room_in_order(data, data.len() - 2, rank);
+                data[pos] = item;
+            }
+            _ => self.data.push(item),
+        }
+    }
+
+    /// Inserts `item` into the binary heap, written once as in
+    /// `insert_in_order`: a parent of the new slot ranked above `item` moves
+    /// down into it, and the parents above follow while they rank above it.
+    #[inline(always)]
+    fn insert_in_heap(&mut self, item: T) {
+        let rank = item.rank();
+        // The new slot's parent; none for the first element (the index
+        // wraps past the end).
+        let parent = self.data.len().wrapping_sub(1) / 2;
+        match self.data.get(parent) {
+            Some(&above) if above.rank() > rank => {
+                self.data.push(above);
+                let data = self.data.as_mut_slice();
+                let pos = make_room_above(data, parent, rank);
+                data[pos] = item;
+            }
+            _ => self.data.push(item),
         }
     }
 
