@@ -116,16 +116,11 @@ pub struct EventQueue<E> {
     heap: RankHeap<Entry<E>>,
     /// FIFO lanes, each sorted by (time, seq): see the module documentation.
     lanes: [Ring<Entry<E>>; LANES],
-    /// Each lane's front rank, [`EMPTY_LANE`] for an empty lane: every pop
-    /// scans the lanes, and reading a small array is cheaper than reaching
-    /// into four ring buffers.
-    lane_fronts: [u128; LANES],
     /// The lane with the smallest front: a pop from the heap leaves it as it
     /// is, so only a pop from a lane (or a new front) looks again.
     lane_first: usize,
-    /// That lane's front rank (`lane_fronts[lane_first]`), kept beside it:
-    /// every pop compares the heap's top with it, and a field is one load
-    /// where the array needed the index, its bounds check and the address.
+    /// That lane's front rank ([`EMPTY_LANE`] if every lane is empty), kept
+    /// beside it: every pop compares the heap's top with it.
     lane_first_rank: u128,
     /// The lane with the smallest front among the others, if known
     /// (`lane_runner_up_rank` is then not [`UNKNOWN_RANK`]): when the first
@@ -135,7 +130,9 @@ pub struct EventQueue<E> {
     /// runner-up again, so most lane pops need no scan.
     lane_runner_up: usize,
     /// That lane's front rank ([`EMPTY_LANE`] if every other lane is empty),
-    /// or [`UNKNOWN_RANK`].
+    /// or [`UNKNOWN_RANK`]. With these two ranks, the lanes' other fronts
+    /// are only needed by a scan, which is rare: it reads them from the
+    /// lanes, and no pop or push keeps them.
     lane_runner_up_rank: u128,
     /// The delay each lane holds (kept while it is empty, so the delay comes
     /// back to it), in nanoseconds ahead of `clock`.
@@ -223,7 +220,6 @@ impl<E: Copy> EventQueue<E> {
         EventQueue {
             heap: RankHeap::with_capacity(capacity),
             lanes: [const { Ring::new() }; LANES],
-            lane_fronts: [EMPTY_LANE; LANES],
             lane_first: 0,
             lane_first_rank: EMPTY_LANE,
             lane_runner_up: 0,
@@ -356,9 +352,8 @@ impl<E: Copy> EventQueue<E> {
     fn take_empty_lane(&mut self, delay: u64) -> Option<usize> {
         // Sequence numbers only grow (renumbering keeps their order), so the
         // smallest is the lane unused longest.
-        let lane = (0..LANES)
-            .filter(|&index| self.lane_fronts[index] == EMPTY_LANE)
-            .min_by_key(|&index| self.lane_used[index])?;
+        let lane =
+            (0..LANES).filter(|&index| self.lanes[index].len() == 0).min_by_key(|&index| self.lane_used[index])?;
         debug_assert!(self.lanes[lane].len() == 0, "a lane changes its delay while it holds events");
         self.lane_delays[lane] = delay;
         Some(lane)
@@ -381,9 +376,7 @@ impl<E: Copy> EventQueue<E> {
             Source::Heap => self.heap.pop(),
             Source::Lane(index) => {
                 let entry = self.lanes[index].pop_front();
-                let front = self.lanes[index].front().map_or(EMPTY_LANE, Entry::rank);
-                self.lane_fronts[index] = front;
-                self.first_lane_popped(front);
+                self.first_lane_popped(self.lane_front(index));
                 entry
             }
         };
@@ -499,7 +492,7 @@ impl<E: Copy> EventQueue<E> {
             lane.retain(live);
         }
         self.tombstones = 0;
-        self.refresh_lane_fronts();
+        self.find_lane_first();
     }
 
     /// An empty `lane` got an entry of `rank`, its new front. A lane that
@@ -508,7 +501,6 @@ impl<E: Copy> EventQueue<E> {
     /// empty. Always inlined, as `push` is.
     #[inline(always)]
     fn new_lane_front(&mut self, lane: usize, rank: u128) {
-        self.lane_fronts[lane] = rank;
         if rank < self.lane_first_rank {
             (self.lane_runner_up, self.lane_runner_up_rank) = (self.lane_first, self.lane_first_rank);
             (self.lane_first, self.lane_first_rank) = (lane, rank);
@@ -538,32 +530,32 @@ impl<E: Copy> EventQueue<E> {
     /// known, the smallest of the others: what `new_lane_front` and
     /// `first_lane_popped` keep.
     fn lane_order_holds(&self) -> bool {
-        let smallest = self.lane_fronts.iter().min().copied().unwrap_or(EMPTY_LANE);
-        let others = (0..LANES).filter(|&lane| lane != self.lane_first).map(|lane| self.lane_fronts[lane]).min();
-        self.lane_fronts[self.lane_first] == self.lane_first_rank
-            && self.lane_first_rank == smallest
+        let smallest = (0..LANES).map(|lane| self.lane_front(lane)).min();
+        let others = (0..LANES).filter(|&lane| lane != self.lane_first).map(|lane| self.lane_front(lane)).min();
+        self.lane_front(self.lane_first) == self.lane_first_rank
+            && Some(self.lane_first_rank) == smallest
             && (self.lane_runner_up_rank == UNKNOWN_RANK
                 || (others == Some(self.lane_runner_up_rank)
                     && (self.lane_runner_up_rank == EMPTY_LANE
-                        || self.lane_fronts[self.lane_runner_up] == self.lane_runner_up_rank)))
+                        || self.lane_front(self.lane_runner_up) == self.lane_runner_up_rank)))
     }
 
-    /// Recomputes every lane's front rank after the lanes changed wholesale.
-    fn refresh_lane_fronts(&mut self) {
-        for (index, lane) in self.lanes.iter().enumerate() {
-            self.lane_fronts[index] = lane.front().map_or(EMPTY_LANE, Entry::rank);
-        }
-        self.find_lane_first();
+    /// The rank of `lane`'s front, [`EMPTY_LANE`] if it is empty.
+    #[inline(always)]
+    fn lane_front(&self, lane: usize) -> u128 {
+        self.lanes[lane].front().map_or(EMPTY_LANE, Entry::rank)
     }
 
-    /// Finds the lane with the smallest front again. The smallest front so
-    /// far is kept in a local: read back through the index of its lane, each
-    /// comparison waited for the load the previous one chose.
-    #[inline]
+    /// Finds the lane with the smallest front again, after the lanes changed
+    /// wholesale or a pop found no runner-up. The smallest front so far is
+    /// kept in a local: read back through the index of its lane, each
+    /// comparison waited for the load the previous one chose. Out of line:
+    /// few pops need it.
+    #[inline(never)]
     fn find_lane_first(&mut self) {
-        let (mut first, mut smallest) = (0, self.lane_fronts[0]);
+        let (mut first, mut smallest) = (0, self.lane_front(0));
         for index in 1..LANES {
-            let front = self.lane_fronts[index];
+            let front = self.lane_front(index);
             if front < smallest {
                 (first, smallest) = (index, front);
             }
@@ -596,7 +588,7 @@ impl<E: Copy> EventQueue<E> {
         for (index, lane) in self.lanes.iter().enumerate() {
             self.lane_used[index] = lane.back().map_or(FREE, |back| back.seq);
         }
-        self.refresh_lane_fronts();
+        self.find_lane_first();
         self.heap = RankHeap::from_vec(heap);
         self.seq_next = FREE + 1 + ranks.len() as u32;
         assert!(self.seq_next < self.seq_limit, "more pending events than sequence numbers");
