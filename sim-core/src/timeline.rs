@@ -208,14 +208,18 @@ impl CountSeries {
 #[derive(Debug, Clone)]
 pub struct GaugeSeries {
     buckets: Buckets,
+    /// The bucket of the last change (empty before the first), so that a
+    /// change in the same bucket, the common case, compares one time.
     cursor: BucketCursor,
     value: u64,
     last_change: SimTime,
-    /// Area and max of the cursor's bucket not yet added to `area` and
-    /// `max`: a change in the bucket of the last one, the common case,
-    /// updates two fields instead of indexing two vectors. Added in before
-    /// the cursor moves.
-    current_area: u128,
+    /// The area of the cursor's bucket not yet added to `area`, as an
+    /// offset: up to a time `t` at or after the last change, that area is
+    /// `value * t + pending` (modulo 2^128, in level x nanoseconds). A
+    /// change by `d` at `now` takes `d * now` off it, which needs neither
+    /// the time of the last change nor a product for a change by one.
+    pending: u128,
+    /// The max of the cursor's bucket not yet taken into `max`.
     current_max: u64,
     /// Level x nanoseconds accumulated in each bucket.
     area: Vec<u128>,
@@ -242,7 +246,7 @@ impl GaugeSeries {
             cursor: BucketCursor::new(),
             value: 0,
             last_change: SimTime::ZERO,
-            current_area: 0,
+            pending: 0,
             current_max: 0,
             area: vec![0; buckets.count],
             max: vec![0; buckets.count],
@@ -253,14 +257,46 @@ impl GaugeSeries {
     #[inline(always)]
     pub fn set(&mut self, now: SimTime, value: u64) {
         debug_assert!(now >= self.last_change, "gauge set in the past");
-        let cursor = &self.cursor;
-        if cursor.start <= self.last_change && now < cursor.end {
-            // The common case, a change in the bucket of the last one: one
-            // product, no walk over the buckets in between.
-            self.current_area += u128::from(self.value) * u128::from((now - self.last_change).as_nanos());
+        if now < self.cursor.end {
+            // The common case, a change in the bucket of the last one (the
+            // cursor's, which starts at or before the last change).
+            let change = u128::from(value).wrapping_sub(u128::from(self.value));
+            self.pending = self.pending.wrapping_sub(change.wrapping_mul(u128::from(now.as_nanos())));
             self.last_change = now;
             self.value = value;
             self.current_max = self.current_max.max(value);
+            return;
+        }
+        self.set_in_later_bucket(now, value);
+    }
+
+    /// Raises the level by one at `now`: `set(now, value + 1)` without a
+    /// product.
+    #[inline(always)]
+    pub fn increment(&mut self, now: SimTime) {
+        debug_assert!(now >= self.last_change, "gauge set in the past");
+        let value = self.value + 1;
+        if now < self.cursor.end {
+            self.pending = self.pending.wrapping_sub(u128::from(now.as_nanos()));
+            self.last_change = now;
+            self.value = value;
+            self.current_max = self.current_max.max(value);
+            return;
+        }
+        self.set_in_later_bucket(now, value);
+    }
+
+    /// Lowers the level by one at `now`: `set(now, value - 1)` without a
+    /// product, and without the max, which the level before already holds.
+    #[inline(always)]
+    pub fn decrement(&mut self, now: SimTime) {
+        debug_assert!(now >= self.last_change, "gauge set in the past");
+        debug_assert!(self.value > 0, "gauge decremented below zero");
+        let value = self.value - 1;
+        if now < self.cursor.end {
+            self.pending = self.pending.wrapping_add(u128::from(now.as_nanos()));
+            self.last_change = now;
+            self.value = value;
             return;
         }
         self.set_in_later_bucket(now, value);
@@ -271,9 +307,12 @@ impl GaugeSeries {
     #[inline(never)]
     fn set_in_later_bucket(&mut self, now: SimTime, value: u64) {
         self.accumulate_until(now);
-        self.value = value;
         let index = self.cursor.index(&self.buckets, now);
+        debug_assert_eq!(self.current_max, 0, "the cursor's bucket was flushed");
         self.max[index] = self.max[index].max(value);
+        let change = u128::from(value).wrapping_sub(u128::from(self.value));
+        self.pending = self.pending.wrapping_sub(change.wrapping_mul(u128::from(now.as_nanos())));
+        self.value = value;
     }
 
     /// The current level.
@@ -281,18 +320,28 @@ impl GaugeSeries {
         self.value
     }
 
-    /// Adds the cursor bucket's pending area and max into the vectors.
-    fn flush(&mut self) {
+    /// Adds the cursor bucket's area up to `at` (in that bucket, at or
+    /// after the last change) and its pending max into the vectors.
+    fn flush_at(&mut self, at: SimTime) {
         let index = self.cursor.index;
-        self.area[index] += std::mem::take(&mut self.current_area);
+        let held = u128::from(self.value).wrapping_mul(u128::from(at.as_nanos()));
+        self.area[index] += held.wrapping_add(self.pending);
+        self.pending = held.wrapping_neg();
         self.max[index] = self.max[index].max(std::mem::take(&mut self.current_max));
     }
 
-    /// Spreads the current level's area over the buckets since the last change.
+    /// Adds the cursor bucket's pending area and max into the vectors.
+    fn flush(&mut self) {
+        self.flush_at(self.last_change);
+    }
+
+    /// Spreads the current level's area over the buckets since the last
+    /// change, up to `now`, and leaves the cursor in the last of them.
     #[inline(never)]
     fn accumulate_until(&mut self, now: SimTime) {
-        self.flush(); // before the cursor moves
-        let mut from = self.last_change;
+        // The cursor's bucket first, before the cursor moves.
+        let mut from = self.cursor.end.min(now);
+        self.flush_at(from);
         while from < now {
             let index = self.cursor.index(&self.buckets, from);
             // The cursor's end is the next bucket's start, or open for the last.
@@ -302,6 +351,8 @@ impl GaugeSeries {
             self.max[index] = self.max[index].max(self.value);
             from = bucket_end;
         }
+        // The area up to `now` is in the vectors.
+        self.pending = u128::from(self.value).wrapping_mul(u128::from(now.as_nanos())).wrapping_neg();
         self.last_change = now;
     }
 
@@ -523,6 +574,34 @@ mod tests {
             let mut flushed = gauge.clone();
             flushed.flush();
             proptest::prop_assert_eq!(&flushed, &gauge);
+        }
+
+        /// Moving a gauge by one with `increment` and `decrement` gives the
+        /// levels, means and maxima that `set` gives.
+        #[test]
+        fn moves_by_one_agree_with_set(
+            width in 1u64..50,
+            count in 1usize..20,
+            steps in proptest::collection::vec((0u64..40, proptest::bool::ANY), 0..80),
+            tail in 0u64..200,
+        ) {
+            let buckets = Buckets { width: SimDuration::from_nanos(width), count };
+            let (mut moved, mut set) = (GaugeSeries::new(buckets), GaugeSeries::new(buckets));
+            let mut at = 0;
+            for (gap, up) in steps {
+                at += gap;
+                let now = SimTime::from_nanos(at);
+                if up || moved.value() == 0 {
+                    moved.increment(now);
+                    set.set(now, set.value() + 1);
+                } else {
+                    moved.decrement(now);
+                    set.set(now, set.value() - 1);
+                }
+                proptest::prop_assert_eq!(&moved, &set);
+            }
+            let end = SimTime::from_nanos(at + tail);
+            proptest::prop_assert_eq!(moved.finish(end), set.finish(end));
         }
 
         /// The run's total, merged bucket by bucket, is what one histogram

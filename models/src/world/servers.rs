@@ -398,14 +398,22 @@ impl Service {
         self.replicas.iter().map(|r| r.queue.len() as u64).sum()
     }
 
-    /// Moves the busy-workers gauge by `delta` after a replica's `busy`
-    /// moved by as much: the gauge is the sum over the replicas, kept
+    /// Moves the busy-workers gauge by one, up or down, after a replica's
+    /// `busy` moved by as much: the gauge is the sum over the replicas, kept
     /// without summing them at every start and end of work.
     #[inline]
     fn add_busy(&mut self, now: SimTime, delta: i64) {
-        let busy = self.series.busy.value().wrapping_add_signed(delta);
-        debug_assert_eq!(busy, self.replicas.iter().map(|r| u64::from(r.busy)).sum::<u64>(), "busy gauge off");
-        self.series.busy.set(now, busy);
+        debug_assert!(delta == 1 || delta == -1, "busy moves by one");
+        if delta > 0 {
+            self.series.busy.increment(now);
+        } else {
+            self.series.busy.decrement(now);
+        }
+        debug_assert_eq!(
+            self.series.busy.value(),
+            self.replicas.iter().map(|r| u64::from(r.busy)).sum::<u64>(),
+            "busy gauge off"
+        );
     }
 
     /// Sets the busy-workers gauge after a replica's `busy` changed.
