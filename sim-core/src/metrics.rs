@@ -130,9 +130,12 @@ pub struct Histogram {
     /// buckets: percentiles and `clear` visit only the set bits.
     occupied: Vec<u64>,
     count: u64,
-    /// Saturating: 584 years of summed latency is beyond any run here, and a
-    /// `u64` serializes in every format (JSON has no `u128`).
-    sum_ns: u64,
+    /// Wide enough for 2^64 samples of the largest latency, so that
+    /// `record` adds without a saturation check; read (and serialized)
+    /// saturated to a `u64` (see `sum_ns_saturated`), as 584 years of
+    /// summed latency is beyond any run here and a `u64` serializes in every
+    /// format (JSON has no `u128`).
+    sum_ns: u128,
     /// [`MIN_NONE`] while empty, so that `record` keeps the smallest sample
     /// with one `min` and no test of the count; the accessors and the
     /// serialized form say zero, as before.
@@ -236,7 +239,7 @@ impl Histogram {
         self.min_ns = self.min_ns.min(value);
         self.max_ns = self.max_ns.max(value);
         self.count += 1;
-        self.sum_ns = self.sum_ns.saturating_add(value);
+        self.sum_ns += u128::from(value);
     }
 
     /// Counts one sample in bucket `index` if the histogram has grown to it.
@@ -281,7 +284,7 @@ impl Histogram {
         self.min_ns = self.min_ns.min(other.min_ns);
         self.max_ns = self.max_ns.max(other.max_ns);
         self.count += other.count;
-        self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
+        self.sum_ns += other.sum_ns;
     }
 
     /// The nearest rank of quantile `q` (clamped to `[0, 1]`, NaN as 1)
@@ -334,6 +337,12 @@ impl Histogram {
         if self.count == 0 { 0 } else { self.min_ns }
     }
 
+    /// The sum of the samples, saturated to a `u64`: what summing them with
+    /// `u64::saturating_add` gives, as every sample is non-negative.
+    fn sum_ns_saturated(&self) -> u64 {
+        u64::try_from(self.sum_ns).unwrap_or(u64::MAX)
+    }
+
     /// Largest sample (zero when empty).
     pub fn max(&self) -> SimDuration {
         SimDuration::from_nanos(self.max_ns)
@@ -344,7 +353,7 @@ impl Histogram {
         if self.count == 0 {
             return SimDuration::ZERO;
         }
-        SimDuration::from_nanos(self.sum_ns / self.count)
+        SimDuration::from_nanos(self.sum_ns_saturated() / self.count)
     }
 
     /// The `q`-quantile (nearest rank), `q` in `[0, 1]`; zero when empty.
@@ -487,7 +496,8 @@ impl Serialize for Histogram {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let buckets = self.occupied_buckets().map(|(i, c)| (i as u32, c)).collect();
         let min_ns = self.min_ns_or_zero();
-        HistogramData { count: self.count, sum_ns: self.sum_ns, min_ns, max_ns: self.max_ns, buckets }.serialize(s)
+        let sum_ns = self.sum_ns_saturated();
+        HistogramData { count: self.count, sum_ns, min_ns, max_ns: self.max_ns, buckets }.serialize(s)
     }
 }
 
@@ -497,7 +507,7 @@ impl<'de> Deserialize<'de> for Histogram {
         let data = HistogramData::deserialize(d)?;
         let mut histogram = Histogram {
             count: data.count,
-            sum_ns: data.sum_ns,
+            sum_ns: u128::from(data.sum_ns),
             min_ns: if data.count == 0 { MIN_NONE } else { data.min_ns },
             max_ns: data.max_ns,
             counts: Vec::new(),
@@ -714,6 +724,17 @@ mod tests {
             again.record(SimDuration::from_millis(7));
             assert_eq!((again.min(), again.max()), (SimDuration::from_millis(7), SimDuration::from_millis(7)));
         }
+    }
+
+    /// The sum is kept wide and read saturated: what a saturating `u64`
+    /// sum gave, for the mean and the serialized form.
+    #[test]
+    fn the_sum_reads_saturated() {
+        let mut h = Histogram::new();
+        h.record(SimDuration::from_nanos(u64::MAX - 1));
+        h.record(SimDuration::from_nanos(u64::MAX - 1));
+        assert_eq!(h.mean(), SimDuration::from_nanos(u64::MAX / 2));
+        assert!(ron::to_string(&h).unwrap().contains(&format!("sum_ns:{}", u64::MAX)));
     }
 
     #[test]
