@@ -314,12 +314,25 @@ impl World {
                 }
             }
         };
-        self.answer(ctx, request_key, answer);
+        self.send_answer(ctx, request_key, answer);
         self.release(ctx, s, r);
     }
 
-    /// Sends the answer back across the link and forgets the request.
+    /// Sends the answer back across the link and forgets the request: the
+    /// answers a handler does not finish with (a refusal, an error fault, a
+    /// full queue, a crash), out of line beside the delivery that mostly
+    /// has none of them.
+    #[inline(never)]
     pub(super) fn answer(&mut self, ctx: &mut Context<'_, Event>, request_key: Key, answer: Answer) {
+        self.send_answer(ctx, request_key, answer);
+    }
+
+    /// `answer`, always inlined into `complete`, the end of every handler:
+    /// as a call, its register saves and restores, and the lookups that
+    /// `release` made again after it, cost about 33 instructions an answer
+    /// (4.6 M of the seed cascade's 314 M).
+    #[inline(always)]
+    fn send_answer(&mut self, ctx: &mut Context<'_, Event>, request_key: Key, answer: Answer) {
         let now = ctx.now();
         let services_count = self.services.len();
         let request = self.requests.remove(request_key.index as usize);
