@@ -127,8 +127,11 @@ pub struct Histogram {
     counts: Vec<u64>,
     /// One bit per bucket, set when its count is not zero. A per-second
     /// timeline bucket holds a few hundred samples spread over up to ~2000
-    /// buckets: percentiles and `clear` visit only the set bits.
-    occupied: Vec<u64>,
+    /// buckets: percentiles and `clear` visit only the set bits. Kept
+    /// whole and inline (1 KiB), so that `record` sets a bit without a
+    /// bounds check or a pointer to load; only the words of `counts` are
+    /// read.
+    occupied: [u64; OCCUPIED_WORDS],
     count: u64,
     /// Wide enough for 2^64 samples of the largest latency, so that
     /// `record` adds without a saturation check; read (and serialized)
@@ -146,9 +149,21 @@ pub struct Histogram {
 /// `min_ns` of an empty histogram: above every sample.
 const MIN_NONE: u64 = u64::MAX;
 
+/// Words of the occupancy bitmap: a power of two at or above the words
+/// that the highest bucket index needs (116), so that a word index taken
+/// modulo it is one mask, and in bounds without a check.
+const OCCUPIED_WORDS: usize = BUCKETS_MAX.div_ceil(64).next_power_of_two();
+
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram { counts: Vec::new(), occupied: Vec::new(), count: 0, sum_ns: 0, min_ns: MIN_NONE, max_ns: 0 }
+        Histogram {
+            counts: Vec::new(),
+            occupied: [0; OCCUPIED_WORDS],
+            count: 0,
+            sum_ns: 0,
+            min_ns: MIN_NONE,
+            max_ns: 0,
+        }
     }
 }
 
@@ -195,14 +210,19 @@ impl Histogram {
         }
     }
 
-    /// Grows by whole bitmap words, so that every word of `occupied` has its
-    /// 64 counters and a walk over a word's bits indexes them unchecked.
+    /// Grows by whole bitmap words, so that every word of `occupied` in use
+    /// has its 64 counters and a walk over a word's bits indexes them
+    /// unchecked.
     #[cold]
     #[inline(never)]
     fn grow(&mut self, index: usize) {
         let words = index / 64 + 1;
         self.counts.resize(words * 64, 0);
-        self.occupied.resize(words, 0);
+    }
+
+    /// The words of `occupied` that have counters.
+    fn occupied_words(&self) -> &[u64] {
+        &self.occupied[..self.counts.len() / 64]
     }
 
     /// The 64 counters of bitmap word `word`.
@@ -214,8 +234,9 @@ impl Histogram {
     /// The non-empty buckets from the smallest sample's up, in index order,
     /// with their counts.
     fn occupied_buckets(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
-        let first = if self.count == 0 { self.occupied.len() } else { bucket_index(self.min_ns) / 64 };
-        self.occupied.iter().enumerate().skip(first).flat_map(move |(word, &bits)| {
+        let words = self.occupied_words();
+        let first = if self.count == 0 { words.len() } else { bucket_index(self.min_ns) / 64 };
+        words.iter().enumerate().skip(first).flat_map(move |(word, &bits)| {
             let mut bits = bits;
             std::iter::from_fn(move || {
                 (bits != 0).then(|| {
@@ -243,15 +264,17 @@ impl Histogram {
     }
 
     /// Counts one sample in bucket `index` if the histogram has grown to it.
-    /// Two bounds checks, where growing first and then indexing took three:
-    /// LLVM cannot see that the out-of-line growth made room.
+    /// One bounds check, where growing first and then indexing took two:
+    /// LLVM cannot see that the out-of-line growth made room. (The word
+    /// index is below `OCCUPIED_WORDS`, so the modulo changes nothing but
+    /// what LLVM can prove.)
     #[inline(always)]
     fn try_count(&mut self, index: usize) -> bool {
-        let (Some(count), Some(bits)) = (self.counts.get_mut(index), self.occupied.get_mut(index / 64)) else {
+        let Some(count) = self.counts.get_mut(index) else {
             return false;
         };
         *count += 1;
-        *bits |= 1 << (index % 64);
+        self.occupied[index / 64 % OCCUPIED_WORDS] |= 1 << (index % 64);
         true
     }
 
@@ -272,7 +295,7 @@ impl Histogram {
         for (index, count) in other.occupied_buckets() {
             self.counts[index] += count;
         }
-        for (mine, theirs) in self.occupied.iter_mut().zip(&other.occupied) {
+        for (mine, theirs) in self.occupied.iter_mut().zip(other.occupied_words()) {
             *mine |= theirs;
         }
         self.add_moments(other);
@@ -314,7 +337,7 @@ impl Histogram {
                 }
             }
             debug_assert!(self.counts.iter().all(|&c| c == 0), "a sample outside [min, max]");
-            debug_assert!(self.occupied.iter().all(|&w| w == 0), "an occupied bit outside [min, max]");
+            debug_assert!(self.occupied_words().iter().all(|&w| w == 0), "an occupied bit outside [min, max]");
         }
         self.count = 0;
         self.sum_ns = 0;
@@ -511,7 +534,7 @@ impl<'de> Deserialize<'de> for Histogram {
             min_ns: if data.count == 0 { MIN_NONE } else { data.min_ns },
             max_ns: data.max_ns,
             counts: Vec::new(),
-            occupied: Vec::new(),
+            occupied: [0; OCCUPIED_WORDS],
         };
         let mut total = 0u64;
         for (index, count) in data.buckets {
@@ -648,8 +671,9 @@ mod tests {
                 let ns = 10f64.powf(3.0 + octaves * rng.uniform01()) as u64;
                 timeline_bucket.record(SimDuration::from_nanos(ns));
             }
-            assert_eq!(timeline_bucket.counts.len(), timeline_bucket.occupied.len() * 64, "whole words of counters");
-            for (word, &bits) in timeline_bucket.occupied.iter().enumerate() {
+            assert_eq!(timeline_bucket.counts.len() % 64, 0, "whole words of counters");
+            assert!(timeline_bucket.occupied[timeline_bucket.counts.len() / 64..].iter().all(|&w| w == 0));
+            for (word, &bits) in timeline_bucket.occupied_words().iter().enumerate() {
                 for bit in 0..64 {
                     let index = word * 64 + bit;
                     let count = timeline_bucket.counts.get(index).copied().unwrap_or(0);
