@@ -476,11 +476,8 @@ impl Histogram {
                     // At most four times a drain: the rest of the walk
                     // compares one rank per bucket, not a quantile index too.
                     let index = word * 64 + bit;
-                    while next < wanted.len() && seen >= wanted[next] {
-                        found[next] = midpoint_within(index, self.min_ns, self.max_ns);
-                        next += 1;
-                    }
-                    next_rank = wanted.get(next).copied().unwrap_or(u64::MAX);
+                    next_rank =
+                        reach_quantiles(index, seen, (self.min_ns, self.max_ns), &wanted, &mut found, &mut next);
                 }
             }
         }
@@ -498,6 +495,28 @@ impl Histogram {
         (self.count, self.sum_ns, self.min_ns, self.max_ns) = (0, 0, MIN_NONE, 0);
         summary
     }
+}
+
+/// `drain_into`'s walk reached rank `seen` in bucket `index`: the
+/// quantiles from `next` whose ranks it reached read the bucket (clamped
+/// to `range`, the smallest and largest sample). Returns the rank the next
+/// quantile waits for (none past the last). Out of line: the walk's loop
+/// over the buckets kept registers for it.
+#[cold]
+#[inline(never)]
+fn reach_quantiles(
+    index: usize,
+    seen: u64,
+    range: (u64, u64),
+    wanted: &[u64; 4],
+    found: &mut [SimDuration; 4],
+    next: &mut usize,
+) -> u64 {
+    while *next < wanted.len() && seen >= wanted[*next] {
+        found[*next] = midpoint_within(index, range.0, range.1);
+        *next += 1;
+    }
+    wanted.get(*next).copied().unwrap_or(u64::MAX)
 }
 
 /// The quantiles of a [`LatencySummary`], in its field order.
