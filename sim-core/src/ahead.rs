@@ -93,13 +93,20 @@ impl Batch {
     /// The next value; when the batch is used up, `draw` fills a new one
     /// first.
     #[inline]
-    pub fn next(&mut self, mut draw: impl FnMut() -> SimDuration) -> SimDuration {
+    pub fn next(&mut self, draw: impl FnMut() -> SimDuration) -> SimDuration {
         if self.next == BATCH {
-            self.values.iter_mut().for_each(|value| *value = draw());
-            self.next = 0;
+            self.refill(draw);
         }
         self.next += 1;
         self.values[self.next - 1]
+    }
+
+    /// A new batch. Out of line: once every `BATCH` values, and inlined it
+    /// put the whole loop into every caller of `next`.
+    #[inline(never)]
+    fn refill(&mut self, mut draw: impl FnMut() -> SimDuration) {
+        self.values.iter_mut().for_each(|value| *value = draw());
+        self.next = 0;
     }
 }
 
