@@ -379,7 +379,11 @@ enum CallPhase {
 /// The per-call state; the caller keeps it between steps.
 #[derive(Debug)]
 pub struct Call {
-    request: Request,
+    /// The request's key (for the fallback's cache). The rest of the
+    /// request is read once, when the call starts: its idempotency goes to
+    /// the retry state and its deadline to the timer, so a call in flight
+    /// does not carry them a second time.
+    key: u64,
     phase: CallPhase,
     retry: RetryState,
     timer: CallTimer,
@@ -397,9 +401,9 @@ impl Call {
     pub fn attempts_sent(&self) -> u32 {
         self.attempts_sent
     }
-    /// The request this call serves.
-    pub fn request(&self) -> Request {
-        self.request
+    /// The key of the request this call serves.
+    pub fn key(&self) -> u64 {
+        self.key
     }
     /// Whether the call has finished.
     pub fn is_finished(&self) -> bool {
@@ -666,7 +670,7 @@ impl Policy {
         let timer = CallTimer::start(&self.timeout, now, request.deadline);
         let deadline = Some(timer.call_deadline().0).filter(|&d| d != SimTime::MAX);
         Call {
-            request,
+            key: request.key,
             phase: CallPhase::InAttempt,
             retry: self.retry.start(now, request.idempotency, deadline),
             timer,
@@ -1007,7 +1011,7 @@ impl Policy {
             self.stats.failures += 1;
             return Step::Finish(Finish::Failed { outcome, attempts });
         };
-        let (record, served) = self.fallback.serve(now, &call.request.key, reason);
+        let (record, served) = self.fallback.serve(now, &call.key, reason);
         let finish = match served {
             Served::Fail => {
                 self.stats.failures += 1;

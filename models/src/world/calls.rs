@@ -107,10 +107,11 @@ impl World {
         let Some(call) = self.calls.get_mut(call_key.index as usize) else { return };
         call.attempt = attempt.number;
         let (from_node, target, route) = (call.from_node, call.target, call.route);
-        let item = call.pipeline.request().key;
+        let item = call.pipeline.key();
         let service = &mut self.services[target as usize];
         let replica = choose_replica(service);
-        service.replicas[replica as usize].outstanding += 1;
+        let chosen = &mut service.replicas[replica as usize];
+        chosen.outstanding += 1;
         call.attempt_replica = replica;
         let link = &mut self.links[from_node as usize * services_count + target as usize];
         let latency = link.latency.sample(&mut link.rng);
@@ -118,7 +119,7 @@ impl World {
         // Most replicas are partitioned from no node: looking at the length
         // first spares every attempt the setup of `contains`'s vectorised
         // search (about a dozen instructions).
-        let partitioned_from = &service.replicas[replica as usize].partitioned_from;
+        let partitioned_from = &chosen.partitioned_from;
         let partitioned = !partitioned_from.is_empty() && partitioned_from.contains(&from_node);
         if lost || partitioned {
             // Partitioned, the connection is never accepted: only the
@@ -369,7 +370,7 @@ impl World {
 }
 
 /// What `finish_call` reads of the call it removes, copied out field by
-/// field: moved out of the slab, the whole call (272 bytes) was copied.
+/// field: moved out of the slab, the whole call (240 bytes) was copied.
 struct FinishedCall {
     owner: Owner,
     policy: PolicyRef,
@@ -391,7 +392,7 @@ impl FinishedCall {
             from_node: call.from_node,
             route: call.route,
             required: call.required,
-            item: call.pipeline.request().key,
+            item: call.pipeline.key(),
             last_answer: call.last_answer,
             started: call.started,
             via_alternate: call.via_alternate,
