@@ -42,9 +42,10 @@ impl World {
         }
         let generation = self.next_generation();
         let mut home = PolicyHome::of(&mut self.services, &mut self.clients, policy);
+        let (p, rng, throttled) = home.for_step();
         // The call goes into the slab before its first step, which then
         // works on it in place: moving it in afterwards copied it twice.
-        let pipeline = home.policy().new_call(now, Request::idempotent(item));
+        let pipeline = p.new_call(now, Request::idempotent(item));
         let index = self.calls.insert(OutboundCall {
             generation,
             owner,
@@ -64,7 +65,6 @@ impl World {
             via_alternate,
         });
         let call = &mut self.calls[index].pipeline;
-        let (p, rng, throttled) = home.for_step();
         let step = p.begin_call(now, call, rng);
         home.book_step(owner, now, throttled);
         // A call's first step is almost always its attempt: sent from here

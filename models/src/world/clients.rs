@@ -36,8 +36,9 @@ impl World {
                 UNIQUE_KEYS | self.unique_keys_next
             }
         };
-        c.route_series[slot].arrivals.add_in(self.bucket, 1);
-        c.route_series[slot].in_flight += 1;
+        let series = &mut c.route_series[slot];
+        series.arrivals.add_in(self.bucket, 1);
+        series.in_flight += 1;
         let (node, target) = (c.node, c.target);
         // start_call refuses it past limits.in_flight_max.
         let owner = Owner::Client { client, route: slot as u32, user };
