@@ -312,7 +312,8 @@ impl World {
         self.calls.remove(call_key.index as usize);
         let (now, bucket) = (ctx.now(), self.bucket);
         let mut home = PolicyHome::of(&mut self.services, &mut self.clients, call.policy);
-        let edge = &mut home.edge().series;
+        let (edge, policy) = home.edge_and_policy();
+        let edge = &mut edge.series;
         edge.latency.record_current(now - call.started);
         if let &Finish::Failed { outcome, .. } = finish {
             edge.failed_by_cause[cause_index(cause_of(outcome, call.last_answer))].add_in(bucket, 1);
@@ -322,7 +323,7 @@ impl World {
             // dependency said does not matter to the model, only when it
             // said it: the cache serves ages, so store nothing (an empty
             // String allocates nothing).
-            home.policy().record_good_value(now, call.item, String::new());
+            policy.record_good_value(now, call.item, String::new());
         }
         if let (Finish::Fallback { alternate: Some(_), .. }, PolicyRef::Edge { service, dependency }) =
             (finish, call.policy)
@@ -454,12 +455,13 @@ impl<'w> PolicyHome<'w> {
         }
     }
 
-    /// Where the calls through the policy are booked.
+    /// Where the calls through the policy are booked, and the policy: a
+    /// finished call needs both, and one lookup serves the two.
     #[inline(always)]
-    fn edge(&mut self) -> &mut EdgeBook {
+    fn edge_and_policy(&mut self) -> (&mut EdgeBook, &mut Policy) {
         match self {
-            PolicyHome::Edge(d) => &mut d.edge,
-            PolicyHome::Member { client, .. } => &mut client.edge,
+            PolicyHome::Edge(d) => (&mut d.edge, &mut d.policy),
+            PolicyHome::Member { client, member } => (&mut client.edge, &mut client.members[*member as usize].policy),
         }
     }
 
