@@ -256,47 +256,40 @@ impl GaugeSeries {
     /// Sets the level at `now`.
     #[inline(always)]
     pub fn set(&mut self, now: SimTime, value: u64) {
-        debug_assert!(now >= self.last_change, "gauge set in the past");
-        if now < self.cursor.end {
-            // The common case, a change in the bucket of the last one (the
-            // cursor's, which starts at or before the last change).
-            let change = u128::from(value).wrapping_sub(u128::from(self.value));
-            self.pending = self.pending.wrapping_sub(change.wrapping_mul(u128::from(now.as_nanos())));
-            self.last_change = now;
-            self.value = value;
-            self.current_max = self.current_max.max(value);
-            return;
-        }
-        self.set_in_later_bucket(now, value);
+        let change = u128::from(value).wrapping_sub(u128::from(self.value));
+        self.move_to(now, value, change.wrapping_mul(u128::from(now.as_nanos())), true);
     }
 
     /// Raises the level by one at `now`: `set(now, value + 1)` without a
     /// product.
     #[inline(always)]
     pub fn increment(&mut self, now: SimTime) {
-        debug_assert!(now >= self.last_change, "gauge set in the past");
-        let value = self.value + 1;
-        if now < self.cursor.end {
-            self.pending = self.pending.wrapping_sub(u128::from(now.as_nanos()));
-            self.last_change = now;
-            self.value = value;
-            self.current_max = self.current_max.max(value);
-            return;
-        }
-        self.set_in_later_bucket(now, value);
+        self.move_to(now, self.value + 1, u128::from(now.as_nanos()), true);
     }
 
     /// Lowers the level by one at `now`: `set(now, value - 1)` without a
     /// product, and without the max, which the level before already holds.
     #[inline(always)]
     pub fn decrement(&mut self, now: SimTime) {
-        debug_assert!(now >= self.last_change, "gauge set in the past");
         debug_assert!(self.value > 0, "gauge decremented below zero");
-        let value = self.value - 1;
+        self.move_to(now, self.value - 1, u128::from(now.as_nanos()).wrapping_neg(), false);
+    }
+
+    /// Moves the level to `value` at `now`; `area_change` is the change of
+    /// level times `now` (modulo 2^128), which `pending` loses, and `rises`
+    /// says whether the new level may be the bucket's max. The common case,
+    /// a change in the bucket of the last one (the cursor's, which starts at
+    /// or before the last change), is inlined into every caller.
+    #[inline(always)]
+    fn move_to(&mut self, now: SimTime, value: u64, area_change: u128, rises: bool) {
+        debug_assert!(now >= self.last_change, "gauge set in the past");
         if now < self.cursor.end {
-            self.pending = self.pending.wrapping_add(u128::from(now.as_nanos()));
+            self.pending = self.pending.wrapping_sub(area_change);
             self.last_change = now;
             self.value = value;
+            if rises {
+                self.current_max = self.current_max.max(value);
+            }
             return;
         }
         self.set_in_later_bucket(now, value);
