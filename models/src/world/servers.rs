@@ -54,7 +54,7 @@ impl World {
         if replica.busy < slots {
             request.state = RequestState::Running;
             replica.busy += 1;
-            service.add_busy(now, 1);
+            service.busy_up(now);
             self.advance(ctx, request_key);
         } else if (replica.queue.len() as u32) < service.queue_capacity {
             request.state = RequestState::Queued;
@@ -78,7 +78,7 @@ impl World {
         let (s, r) = (request.service as usize, request.replica as usize);
         let service = &mut self.services[s];
         service.replicas[r].busy += 1;
-        service.add_busy(now, 1);
+        service.busy_up(now);
         self.advance(ctx, request_key);
     }
 
@@ -408,7 +408,7 @@ impl Service {
         // Read before the gauge moves: after its stores the replica would
         // be looked up again.
         let waiting = rep.has_waiting();
-        self.add_busy(now, -1);
+        self.busy_down(now);
         waiting
     }
 
@@ -430,17 +430,24 @@ impl Service {
         self.replicas.iter().map(|r| r.queue.len() as u64).sum()
     }
 
-    /// Moves the busy-workers gauge by one, up or down, after a replica's
-    /// `busy` moved by as much: the gauge is the sum over the replicas, kept
-    /// without summing them at every start and end of work.
+    /// Raises the busy-workers gauge by one after a replica's `busy` rose
+    /// by one: the gauge is the sum over the replicas, kept without summing
+    /// them at every start and end of work.
     #[inline]
-    fn add_busy(&mut self, now: SimTime, delta: i64) {
-        debug_assert!(delta == 1 || delta == -1, "busy moves by one");
-        if delta > 0 {
-            self.series.busy.increment(now);
-        } else {
-            self.series.busy.decrement(now);
-        }
+    fn busy_up(&mut self, now: SimTime) {
+        self.series.busy.increment(now);
+        self.debug_check_busy();
+    }
+
+    /// Lowers the busy-workers gauge by one after a replica's `busy` fell
+    /// by one (see `busy_up`).
+    #[inline]
+    fn busy_down(&mut self, now: SimTime) {
+        self.series.busy.decrement(now);
+        self.debug_check_busy();
+    }
+
+    fn debug_check_busy(&self) {
         debug_assert_eq!(
             self.series.busy.value(),
             self.replicas.iter().map(|r| u64::from(r.busy)).sum::<u64>(),
