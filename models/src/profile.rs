@@ -181,7 +181,7 @@ impl Arrivals {
 /// The gap to the next event of a Poisson process at `rate` per second, at
 /// least 1 ns so that time always moves.
 fn exponential_gap(rng: &mut SimRng, rate: f64) -> SimDuration {
-    // libm, not f64::ln: the same bytes on every platform (DESIGN.md rule 5).
+    // libm, not f64::ln: the same bytes on every platform (ARCHITECTURE.md, invariant 9).
     let gap = -libm::log(1.0 - uniform01(rng)) / rate;
     SimDuration::from_secs_f64(gap).max(SimDuration::from_nanos(1))
 }

@@ -1,4 +1,4 @@
-//! The seed cascade of DESIGN.md, built in Rust. The same scenario ships as
+//! The seed cascade of the README's story, built in Rust. The same scenario ships as
 //! RON in `scenarios/seed-cascade-*.ron`; a test keeps the two identical.
 //!
 //! ```text

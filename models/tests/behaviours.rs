@@ -142,7 +142,7 @@ fn an_error_fault_fails_its_share() {
     // 4000 arrivals: sd of the share is ~0.007.
     assert!((share - 0.25).abs() < 0.03, "{share}");
     // A fault added before it, on a service nobody calls, changes none of
-    // its draws (DESIGN.md rule 4): the same requests fail.
+    // its draws (ARCHITECTURE.md, invariant 4): the same requests fail.
     let idle = r#""idle": (execution: thread_pool(workers: 1), routes: { "x": (steps: []) })"#;
     let first = format!(r#"(target: "idle", from: "0s", until: "20s", kind: crash), {errors}"#);
     let with_other = run(&scenario(200.0, SIMPLE, idle, &first, "()")).unwrap();

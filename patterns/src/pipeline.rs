@@ -149,7 +149,7 @@ impl PolicyConfig {
             + self.rate_limit.as_ref().map_or(0, RateLimiterConfig::state_bytes)
     }
 
-    /// The seed combination of DESIGN.md, on the order -> user edge of the
+    /// The seed combination, the protected policy on the order -> user edge of the
     /// seed cascade: timeout (connect 2 s, read 5 s), retry (3 attempts,
     /// exponential backoff 1 s .. 10 s, only on timeouts and network
     /// errors), breaker (5 consecutive failures, 60 s recovery), a semaphore

@@ -4,7 +4,7 @@
 //! durations); [`Distribution::sampler`] checks it and builds a [`Sampler`]
 //! that draws [`SimDuration`]s. Sampling goes through `rand_distr` without
 //! `std_math`, so it uses `libm` and gives the same bytes on every platform
-//! (DESIGN.md, determinism rule 5). The transcendental functions this module
+//! (ARCHITECTURE.md, invariant 9). The transcendental functions this module
 //! calls itself (`exp`, `log`, `pow`) come from `libm` too: `f64::exp` and
 //! friends call the platform's math library, whose last bits differ between
 //! systems, and those bits decide where a sample rounds to a nanosecond.

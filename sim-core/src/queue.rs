@@ -1,7 +1,7 @@
 //! The event queue: pending events ordered by (time, sequence number).
 //!
 //! Two events at the same instant come out in the order they were scheduled
-//! (DESIGN.md, determinism rule 2), because every event gets the next value
+//! (ARCHITECTURE.md, invariant 2), because every event gets the next value
 //! of a counter and ties on time are broken by it.
 //!
 //! An entry is the event's time, its sequence number, a slot index and the

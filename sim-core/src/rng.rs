@@ -3,7 +3,7 @@
 //! Every component that draws (a client's arrivals, a service's service
 //! times, a retry policy's jitter) asks [`RngStreams`] for its own stream by
 //! name, and an index when there are many of a kind. A stream depends only on
-//! the master seed and its own name and index (DESIGN.md, determinism rule 4):
+//! the master seed and its own name and index (ARCHITECTURE.md, invariant 4):
 //! adding a component, or changing how much one component draws, never moves
 //! another component's draws. That gives common random numbers: two variants
 //! of a scenario see the same arrivals and the same faults, and differ only by

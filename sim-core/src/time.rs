@@ -1,7 +1,7 @@
 //! Virtual time: [`SimTime`] (an instant since the start of a run) and
 //! [`SimDuration`] (a span), both integer nanoseconds.
 //!
-//! Time is never a float (DESIGN.md, determinism rule 1): integer nanoseconds
+//! Time is never a float (ARCHITECTURE.md, invariant 1): integer nanoseconds
 //! order exactly and add the same on every machine. Arithmetic that can
 //! overflow saturates at [`SimTime::MAX`] / [`SimDuration::MAX`], which act as
 //! "never"; `checked_*` variants exist where a caller wants to know.

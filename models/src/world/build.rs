@@ -245,7 +245,7 @@ impl World {
             .collect();
         // A fault's stream is named by what it is (target, replica, window),
         // not by its place in the list, so adding a fault leaves the draws
-        // of the others alone (DESIGN.md rule 4). Identical faults are told
+        // of the others alone (ARCHITECTURE.md, invariant 4). Identical faults are told
         // apart by their order among themselves.
         let mut seen: BTreeMap<String, u64> = BTreeMap::new();
         let fault_rngs = scenario
