@@ -2,9 +2,10 @@
 //!
 //! The reference is what anyone would write by hand: a
 //! `BinaryHeap<Reverse<(time, seq)>>` and the same RNG stream and
-//! exponential sampler. The engine adds cancellable handles, a payload slot
-//! per event, the limits and the model/context indirection; the ratio of the
-//! two per-event times is the engine's cost (target: within 1.3x).
+//! exponential sampler. The engine adds cancellable handles (a slot per
+//! cancellable event), the FIFO lanes beside its heap, the limits and the
+//! model/context indirection; the ratio of the two per-event times is the
+//! engine's cost (target: within 1.3x).
 //!
 //! Run: `cargo bench --bench engine` (BENCHMARKS.md records the figures).
 

@@ -1,4 +1,5 @@
-//! Draws taken one ahead of their use, for samplers that share a stream.
+//! Draws taken ahead of their use, in batches of [`BATCH`]: [`Batch`] for
+//! values of one kind, [`DrawsAhead`] for samplers that share a stream.
 //!
 //! A sampled duration is usually needed at once: it is the time of an event
 //! about to be scheduled. A log-normal draw is a chain of about a hundred

@@ -165,10 +165,11 @@ fn is_cancelled<E>(slots: &[Slot], entry: &Entry<E>) -> bool {
     entry.slot != NO_SLOT && slots[entry.slot as usize].owner != entry.seq
 }
 
-/// FIFO lanes beside the heap. Every schedule and pop scans them all, so
-/// they are few: the seed cascade has three constant delays (a link hop and
-/// two attempt timeouts), about 60% of its events; its random compute times
-/// and arrivals go to the heap.
+/// FIFO lanes beside the heap. Every schedule (but `schedule_random`)
+/// compares its delay with each lane's, and a pop with no runner-up known
+/// scans their fronts, so they are few: the seed cascade has three constant
+/// delays (a link hop and two attempt timeouts), about 60% of its events;
+/// its random compute times and arrivals go to the heap.
 const LANES: usize = 4;
 
 /// How many recent lane-less delays a new delay is compared with.
