@@ -111,7 +111,9 @@ pub struct PolicyConfig {
     pub timeout: Option<TimeoutConfig>,
     /// Retries; `None` makes exactly one attempt.
     pub retry: Option<RetryConfig>,
-    /// A retry budget asked before every attempt.
+    /// A retry budget (token bucket, ratio), told of each first attempt and
+    /// asked for a retry when the retry is decided, before its backoff; or
+    /// adaptive throttling, asked before every attempt.
     pub budget: Option<BudgetConfig>,
     /// A circuit breaker around each attempt.
     pub breaker: Option<BreakerConfig>,

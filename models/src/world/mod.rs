@@ -392,7 +392,9 @@ struct Link {
 /// A call through a pipeline is one slab entry holding an `OutboundCall`
 /// (with the pipeline's per-call `Call` state inline); a request at a
 /// replica is one slab entry holding a `ServerRequest`; each pending event
-/// is a payload slot and a heap entry in the engine's queue. Nothing else
+/// is an entry of the engine's queue (in its heap or a lane, the event
+/// inline), and a cancellable one (an attempt timeout, a bulkhead wait) also
+/// a slot: `event_bytes` counts both. Nothing else
 /// grows with the number of requests (timelines are fixed-size buckets, and
 /// a replica's wait queue holds 8-byte keys bounded by `queue_capacity`).
 /// The slabs never hold more than `limits.in_flight_max` entries between
