@@ -145,8 +145,8 @@ pub struct RunLimits {
 }
 
 impl Default for RunLimits {
-    /// 200 million events (a 300 s cascade at 200 req/s needs about 10
-    /// million) and a million requests in flight.
+    /// 200 million events (a 300 s cascade at 200 req/s handles about half
+    /// a million) and a million requests in flight.
     fn default() -> Self {
         RunLimits { events_max: 200_000_000, in_flight_max: 1_000_000 }
     }

@@ -115,8 +115,8 @@ pub struct Limits {
 
 impl Default for Limits {
     /// No limit on time; a billion events, far beyond any sane run here
-    /// (the seed cascade handles a few million) and small enough that a
-    /// model rescheduling itself forever stops within seconds.
+    /// (the seed cascade handles about half a million) and small enough
+    /// that a model rescheduling itself forever stops within seconds.
     fn default() -> Self {
         Limits { events_max: 1_000_000_000, time_max: SimTime::MAX }
     }
