@@ -16,9 +16,11 @@
 //! - `clients.rs`: arrivals and users, and the end of a client request;
 //! - `calls.rs`: a call through its pipeline, its attempts, answers,
 //!   timeouts and fallbacks;
-//! - `servers.rs`: delivery, admission, handler steps and the answer;
+//! - `servers.rs`: the balancer, delivery, admission, handler steps and the
+//!   answer;
 //! - `faults.rs`: fault windows opening and closing;
-//! - `series.rs`: the per-bucket series behind the report's timelines.
+//! - `series.rs`: the per-bucket series behind the report's timelines, and
+//!   their booking when a bucket ends.
 
 use std::collections::{BTreeMap, VecDeque};
 

@@ -1,4 +1,7 @@
-//! The per-bucket series a service, an edge and a client route keep.
+//! The per-bucket series a service, an edge and a client route keep, and
+//! what happens to them when a bucket ends: every policy's counters booked
+//! into its edge (`World::book_policy_counts`), every latency series rolled
+//! to the new bucket (`World::roll_latency_series`).
 
 use stormglass_core::time::SimTime;
 use stormglass_core::timeline::{Buckets, CountSeries, GaugeSeries, LatencySeries};

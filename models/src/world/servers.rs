@@ -1,5 +1,6 @@
-//! Servers: delivery to a replica, admission to a worker or the queue,
-//! the handler's steps, and the answer.
+//! Servers: the balancer's choice of a replica (`choose_replica`), delivery
+//! to it, admission to a worker or the queue, the handler's steps, and the
+//! answer.
 
 use stormglass_core::sim::Context;
 use stormglass_core::time::{SimDuration, SimTime};
