@@ -665,7 +665,7 @@ impl Policy {
 
     /// A call at `now` that has not taken its first step yet:
     /// [`begin_call`](Self::begin_call) takes it. [`start_call`](Self::start_call)
-    /// does both; the two halves let a caller put the call (a few hundred
+    /// does both; the two halves let a caller put the call (well over a hundred
     /// bytes) where it will live before the first step, instead of moving
     /// it there afterwards.
     pub fn new_call(&self, now: SimTime, request: Request) -> Call {
