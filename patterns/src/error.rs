@@ -15,7 +15,6 @@
 pub use stormglass_core::error::ConfigError;
 
 /// Shorthand for validation code: `Err(ConfigError)` unless `ok`.
-#[allow(dead_code)] // used by the pattern modules as they land
 pub(crate) fn ensure(ok: bool, field: &str, rule: &str) -> Result<(), ConfigError> {
     stormglass_core::error::ensure(ok, field, rule)
 }
