@@ -168,7 +168,7 @@ fn is_cancelled<E>(slots: &[Slot], entry: &Entry<E>) -> bool {
 /// FIFO lanes beside the heap. Every schedule (but `schedule_random`)
 /// compares its delay with each lane's, and a pop with no runner-up known
 /// scans their fronts, so they are few: the seed cascade has three constant
-/// delays (a link hop and two attempt timeouts), about 60% of its events;
+/// delays (a link hop and two attempt timeouts), over half of its events;
 /// its random compute times and arrivals go to the heap.
 const LANES: usize = 4;
 
