@@ -1,6 +1,7 @@
 //! Clients: open-loop arrivals, closed-loop users, and the end of a
 //! client request.
 
+use stormglass_core::dist::cumulative_pick;
 use stormglass_core::sim::Context;
 use stormglass_core::time::SimTime;
 
@@ -15,7 +16,7 @@ impl World {
             (Some(arrivals), None) => arrivals.next_after(now, self.end_of_arrivals, &mut c.arrivals_rng),
             _ => None,
         };
-        let slot = route_slot(&c.routes, c.routes_rng.uniform01());
+        let slot = cumulative_pick(&c.routes, c.routes_rng.uniform01()).expect("validated: a client has a route");
         let route = c.routes[slot].1;
         // A user keeps its own member (its own budget, breaker, limiter);
         // an open-loop arrival is any member of the population. The member
@@ -77,18 +78,4 @@ impl World {
             ctx.schedule_in(delay, Event::UserWake { client, user });
         }
     }
-}
-
-/// The slot of the route that the uniform draw `u` picks from the
-/// cumulative weights `routes` (the first whose cumulative weight is above
-/// `u`, the last if none is). Counted rather than searched for: the draw is
-/// random, so a search's exit branch was mispredicted about every other
-/// arrival, where the count's loop runs the same number of times each time.
-/// The weights are positive, so the cumulative weights never fall, and the
-/// slots at or below `u` are exactly those before the pick; the last slot
-/// is not looked at, as nothing comes after it.
-#[inline(always)]
-fn route_slot(routes: &[(f64, u32)], u: f64) -> usize {
-    let (_, before_last) = routes.split_last().expect("validated: a client has a route");
-    before_last.iter().map(|&(cumulative, _)| usize::from(u >= cumulative)).sum()
 }
