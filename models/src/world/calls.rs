@@ -83,6 +83,9 @@ impl World {
             Step::Send(attempt) => self.send_attempt(ctx, call, attempt),
             &Step::Wait { until } => {
                 let Some(outbound) = self.calls.get_mut(call.index as usize) else { return };
+                // The key was made or checked earlier in this event: its generation
+                // is checked in tests only (the hot path spares the compare).
+                debug_assert_eq!(outbound.generation, call.generation, "a call waits in a slot it no longer holds");
                 match outbound.pipeline.queued_as() {
                     // Waiting for a bulkhead slot: woken early when a call
                     // leaving the bulkhead promotes it, else at `until`.
@@ -105,6 +108,9 @@ impl World {
         }
         let services_count = self.services.len();
         let Some(call) = self.calls.get_mut(call_key.index as usize) else { return };
+        // The key was made or checked earlier in this event: its generation
+        // is checked in tests only (the hot path spares the compare).
+        debug_assert_eq!(call.generation, call_key.generation, "an attempt of a call that no longer holds its slot");
         call.attempt = attempt.number;
         let (from_node, target, route) = (call.from_node, call.target, call.route);
         let item = call.pipeline.key();

@@ -201,6 +201,12 @@ impl World {
                 self.start_handler_call(ctx, request_key, s, calls[i], key);
             }
             let Some(request) = self.requests.get_mut(request_key.index as usize) else { return };
+            // The key was made or checked earlier in this event: its generation
+            // is checked in tests only (the hot path spares the compare).
+            debug_assert_eq!(
+                request.generation, request_key.generation,
+                "a request left its slot while starting calls"
+            );
             request.starting_calls = false;
             if request.pending > 0 {
                 if matches!(self.services[s].execution, Execution::Async { .. }) {
@@ -289,6 +295,9 @@ impl World {
     fn complete(&mut self, ctx: &mut Context<'_, Event>, request_key: Key) {
         let now = ctx.now();
         let Some(request) = self.requests.get_mut(request_key.index as usize) else { return };
+        // The key was made or checked earlier in this event: its generation
+        // is checked in tests only (the hot path spares the compare).
+        debug_assert_eq!(request.generation, request_key.generation, "a handler completes a request not in its slot");
         let (s, r) = (request.service as usize, request.replica as usize);
         // The service is found once for the answer's status, its worker and
         // its counts.
