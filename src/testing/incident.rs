@@ -274,3 +274,40 @@ impl Incident {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CSV word of a fault kind. This match has no catch-all, so a new
+    /// `FaultKind` stops this test from compiling until it has a word here,
+    /// and then fails it until `kind` (whose match is over strings, and
+    /// cannot tell) reads that word.
+    fn csv_word(kind: &FaultKind) -> String {
+        match kind {
+            FaultKind::Crash => "crash".into(),
+            FaultKind::Hang => "hang".into(),
+            FaultKind::Slow { added, .. } => format!("slow:{added}"),
+            FaultKind::Errors(rate) => format!("errors:{}:{}", rate.probability, rate.status),
+            FaultKind::CapacityLoss { workers } => format!("capacity_loss:{workers}"),
+            FaultKind::Partition { from } => format!("partition:{from}"),
+        }
+    }
+
+    #[test]
+    fn every_fault_kind_reads_back_from_its_csv_word() {
+        let kinds = [
+            FaultKind::Crash,
+            FaultKind::Hang,
+            FaultKind::Slow { added: SimDuration::from_millis(200), factor: 1.0 },
+            FaultKind::Errors(ErrorRate { probability: 0.25, status: 503 }),
+            FaultKind::CapacityLoss { workers: 3 },
+            FaultKind::Partition { from: "gateway".into() },
+        ];
+        for expected in kinds {
+            let csv = format!("user,{},60s,180s\n", csv_word(&expected));
+            let faults = faults_from_csv(&csv).unwrap_or_else(|e| panic!("{csv}: {e}"));
+            assert_eq!(faults[0].kind, expected, "{csv}");
+        }
+    }
+}
