@@ -248,10 +248,11 @@ pub enum Balancer {
     RoundRobin,
     /// Uniformly at random.
     Random,
-    /// The replica with the fewest requests in flight, ties broken at random
-    /// (Envoy's least-request with a full scan).
+    /// The replica with the fewest outstanding attempts (sent and not yet
+    /// answered or timed out), ties broken at random (Envoy's least-request
+    /// with a full scan).
     LeastOutstanding,
-    /// Two at random, the one with fewer in flight.
+    /// Two at random, the one with fewer outstanding attempts.
     PowerOfTwo,
 }
 
@@ -490,7 +491,8 @@ pub struct FaultConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum FaultKind {
-    /// Connections are refused at once.
+    /// Connections are refused at once; the requests the replica holds
+    /// when it crashes (queued, running or waiting on calls) are reset.
     Crash,
     /// Requests are accepted and never answered.
     Hang,
@@ -510,7 +512,10 @@ pub enum FaultKind {
         /// How many.
         workers: u32,
     },
-    /// Requests from `from` (a service or client) never arrive.
+    /// Attempts that `from` (a service or client) sends while it lasts
+    /// are never accepted: only a connect timeout (or the attempt's
+    /// deadline) ends them. Requests already crossing the link when it
+    /// starts still arrive, and answers still go back.
     Partition {
         /// The caller cut off.
         from: String,

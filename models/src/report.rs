@@ -22,7 +22,7 @@ use stormglass_patterns::pipeline::PolicyStats;
 pub enum Cause {
     /// No answer in time.
     Timeout,
-    /// Connection refused (a crashed service).
+    /// Connection refused or reset (a crashed service).
     Refused,
     /// An error status from a handler or an error fault.
     ErrorStatus,
@@ -138,9 +138,9 @@ pub struct RouteReport {
     /// least 95% of its level before the first fault (over a 5-bucket
     /// window); `None` when there was no fault or it never came back.
     pub time_to_recover: Option<SimDuration>,
-    /// Per-bucket series: arrivals, ok, degraded, failed_<cause>, latency;
-    /// and throttled, the attempts the client's retry budget refused, when
-    /// there were any. A refused retry ends its request with the failure
+    /// Per-bucket series: arrivals, ok, degraded, latency; failed_<cause>
+    /// for each cause that failed a request; and throttled, the attempts
+    /// the client's retry budget refused, when there were any. A refused retry ends its request with the failure
     /// it was retrying, so it is counted under that cause, not `throttled`.
     pub timeline: Timeline,
 }

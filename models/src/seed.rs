@@ -18,7 +18,7 @@
 //!   circuit breaker (5 consecutive failures, 60 s recovery), a semaphore
 //!   bulkhead of 10 and the fallback user `{"name": "Unknown"}`.
 //!
-//! Choices beyond the numbers, made so the story reads clearly:
+//! Choices beyond the numbers above, made so the story reads clearly:
 //! users give up after 10 s (the client's own timeout, the same in both
 //! variants); the gateway queues up to 200 requests, user and product 100.
 //!

@@ -34,7 +34,8 @@
 //!
 //! timeout (connect 2 s, read 5 s) + retry (3 attempts, exponential backoff
 //! 1 s .. 10 s, only on timeouts and network errors) + breaker (5 consecutive
-//! failures, 60 s recovery) + fallback `{"name": "Unknown"}`:
+//! failures, 60 s recovery) + a semaphore bulkhead of 10 + fallback
+//! `{"name": "Unknown"}`, the same as [`PolicyConfig::seed_combination`]:
 //!
 //! ```
 //! use stormglass_core::rng::SimRng;
@@ -51,8 +52,10 @@
 //!         retry_on: (server_errors: false, statuses: []),
 //!     )),
 //!     breaker: Some((kind: consecutive((failure_threshold: 5, recovery_timeout: "60s")))),
+//!     bulkhead: Some((isolation: "semaphore", max_concurrent: 10)),
 //!     fallback: (kind: "static", value: "{\"name\": \"Unknown\"}"),
 //! )"#).unwrap();
+//! assert_eq!(config, PolicyConfig::seed_combination());
 //! let mut policy = Policy::new(config).unwrap();
 //! let mut rng = SimRng::from_seed_u64(7);
 //! let mut now = SimTime::ZERO;

@@ -247,6 +247,9 @@ impl World {
         // not by its place in the list, so adding a fault leaves the draws
         // of the others alone (ARCHITECTURE.md, invariant 4). Identical faults are told
         // apart by their order among themselves.
+        // Only an error fault draws from its stream; every fault gets one,
+        // named `fault.errors.*` whatever its kind, and renaming it would
+        // change the draws of every error fault in every scenario.
         let mut seen: BTreeMap<String, u64> = BTreeMap::new();
         let fault_rngs = scenario
             .faults

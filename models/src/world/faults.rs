@@ -1,5 +1,12 @@
 //! Faults: a fault window opening or closing recomputes the state of the
 //! replicas it hits.
+//!
+//! This module keeps that state (and loses a crashed or hung replica's
+//! requests); the requests meet it elsewhere: in `servers.rs`, `deliver`
+//! applies a crash, a hang and an error rate to each arriving request, it
+//! and `drain_queue` count lost capacity out of the free workers, and
+//! `advance` stretches a compute step of a slow replica; in `calls.rs`,
+//! `send_attempt` holds back an attempt across a partition.
 
 use stormglass_core::sim::Context;
 use stormglass_core::time::SimDuration;
@@ -36,6 +43,10 @@ impl World {
             } else {
                 active.retain(|&f| f != fault);
             }
+            // Rebuilt from every fault still active rather than undone by
+            // the one that ended: overlapping faults combine (two slow
+            // faults multiply, two crashes need both to heal), and the
+            // sum of all of them is the only state that is always right.
             let active = active.clone();
             let contention = self.services[service].contention;
             let rep = &mut self.services[service].replicas[r];

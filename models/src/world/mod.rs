@@ -240,9 +240,11 @@ struct Replica {
     capacity_lost: u32,
     slow_factor: f64,
     slow_added: SimDuration,
-    /// Active error faults: (probability, status, fault index).
+    /// Active error faults: (probability, status, fault index). The index
+    /// picks the fault's own random stream (`fault_rngs`), so that each
+    /// error fault draws the same values whatever else is active.
     errors: Vec<(f64, u16, u32)>,
-    /// Nodes whose requests never arrive.
+    /// Nodes whose attempts are not accepted (a partition).
     partitioned_from: Vec<u32>,
 }
 
@@ -263,6 +265,7 @@ pub(crate) struct Service {
     pub(crate) dependencies: Vec<Dependency>,
     replicas: Vec<Replica>,
     balancer: Balancer,
+    /// The replica round robin gave last; one counter for every caller.
     round_robin: u32,
     balancer_rng: SimRng,
     pub(crate) series: ServiceSeries,
@@ -279,7 +282,8 @@ pub(crate) const SERVICE_CELLS: u64 = 7 + Cause::ALL.len() as u64 + 2 * 3 + LATE
 /// count per cause and a latency summary.
 pub(crate) const EDGE_CELLS: u64 = 9 + 3 + Cause::ALL.len() as u64 + LATENCY_CELLS;
 /// Timeline cells a client route's series keep: arrivals, ok, degraded, a
-/// failure count per cause, throttled, and a latency summary.
+/// failure count per cause, throttled, and a latency summary. As for
+/// `SERVICE_CELLS`, a series added to `RouteSeries` is counted here too.
 pub(crate) const ROUTE_CELLS: u64 = 4 + Cause::ALL.len() as u64 + LATENCY_CELLS;
 /// Cells of one bucket's latency summary (a count and six durations).
 const LATENCY_CELLS: u64 = 7;
@@ -293,7 +297,8 @@ pub(crate) struct ServiceSeries {
     /// Answered with a failure, by cause (see `cause_index`).
     pub(crate) failed: Vec<CountSeries>,
     pub(crate) rejected_queue_full: CountSeries,
-    /// Refused at once by a crashed replica (answered: connection refused).
+    /// Refused at once by a crashed replica (connection refused), or held by
+    /// a replica when it crashed (connection reset).
     pub(crate) refused_by_crash: CountSeries,
     /// Accepted by a hung replica and never answered.
     pub(crate) lost_to_hang: CountSeries,
@@ -344,6 +349,9 @@ pub(crate) struct RouteSeries {
     /// Attempts the client's retry budget refused.
     pub(crate) throttled: CountSeries,
     pub(crate) latency: LatencySeries,
+    /// The route's client requests still waiting for their answer (the
+    /// report's `in_flight_at_end`); not the slab entries that
+    /// `limits.in_flight_max` counts.
     pub(crate) in_flight: u64,
 }
 

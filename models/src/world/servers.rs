@@ -372,7 +372,8 @@ fn failure_status(outcome: AttemptOutcome) -> u16 {
     }
 }
 
-/// Picks a replica by the service's balancer.
+/// Picks a replica by the service's balancer, for each attempt: a retry may
+/// go to another replica than the attempt it follows.
 pub(super) fn choose_replica(service: &mut Service) -> u32 {
     let n = service.replicas.len() as u64;
     if n == 1 {
