@@ -140,8 +140,9 @@ pub struct RouteReport {
     pub time_to_recover: Option<SimDuration>,
     /// Per-bucket series: arrivals, ok, degraded, latency; failed_<cause>
     /// for each cause that failed a request; and throttled, the attempts
-    /// the client's retry budget refused, when there were any. A refused retry ends its request with the failure
-    /// it was retrying, so it is counted under that cause, not `throttled`.
+    /// the client's retry budget refused, when there were any. A refused
+    /// retry ends its request with the failure it was retrying, so it is
+    /// counted under that cause, not `throttled`.
     pub timeline: Timeline,
 }
 
