@@ -512,10 +512,12 @@ pub enum FaultKind {
         /// How many.
         workers: u32,
     },
-    /// Attempts that `from` (a service or client) sends while it lasts
-    /// are never accepted: only a connect timeout (or the attempt's
-    /// deadline) ends them. Requests already crossing the link when it
-    /// starts still arrive, and answers still go back.
+    /// The link between `from` (a service or client) and the target is
+    /// cut: an attempt `from` sends while it lasts is never accepted, so
+    /// only a connect timeout (or the attempt's deadline) ends it; a
+    /// request or an answer that arrives across the link while it lasts
+    /// is lost, so the caller waits for its read timeout (the target did
+    /// the work all the same).
     Partition {
         /// The caller cut off.
         from: String,

@@ -1,9 +1,10 @@
 //! What each modelling feature does, on small scenarios: faults, execution
 //! models, replicas, handlers, clients, and the validation of bad input.
 
+use stormglass_core::dist::Distribution;
 use stormglass_core::time::{SimDuration, SimTime};
 use stormglass_core::timeline::SeriesData;
-use stormglass_models::config::RateProfile;
+use stormglass_models::config::{EdgeLink, LinkConfig, RateProfile};
 use stormglass_models::report::{Cause, Report};
 use stormglass_models::{Scenario, run};
 use stormglass_patterns::breaker::BreakerState;
@@ -48,15 +49,69 @@ fn a_crash_refuses_connections_at_once_and_heals() {
 }
 
 #[test]
-fn a_partition_ends_in_the_connect_timeout_not_the_read_timeout() {
+fn a_partition_ends_new_attempts_in_the_connect_timeout_not_the_read_timeout() {
     let policy = r#"(timeout: (connect: "2s", read: "7s", write: None, pool: None))"#;
     let partition = r#"(target: "api", from: "5s", until: "6s", kind: partition(from: "users"))"#;
     let r = run(&scenario(100.0, SIMPLE, "", partition, policy)).unwrap();
     let timeouts = failed(&r, Cause::Timeout);
     assert!((50..150).contains(&timeouts), "{timeouts}");
-    // The slowest answer is a connect timeout: 2 s, not 7 s.
-    let max = r.routes["r"].latency.max.as_secs_f64();
-    assert!((1.99..2.01).contains(&max), "{max}");
+    // The ~100 attempts sent in the partition's second (5% of the run)
+    // wait for the connect timeout, 2 s: the p99 is one of them. The few
+    // requests whose answer was on its way back when the partition began
+    // (a 10 ms compute, a 1 ms link) wait for the read timeout instead.
+    let p99 = r.routes["r"].latency.p99.as_secs_f64();
+    assert!((1.98..2.02).contains(&p99), "{p99}");
+}
+
+#[test]
+fn a_partition_loses_the_answers_crossing_it_and_their_callers_wait_for_the_read_timeout() {
+    // A request takes 1 s: those accepted in the second before the
+    // partition are still running when it begins, and their answers come
+    // back across it.
+    let slow = r#"(execution: thread_pool(workers: 100, queue_capacity: 100),
+        routes: { "r": (steps: [compute(Constant(value: "1s"))]) })"#;
+    let policy = r#"(timeout: (connect: "2s", read: "7s", write: None, pool: None))"#;
+    let partition = r#"(target: "api", from: "5s", until: "6s", kind: partition(from: "users"))"#;
+    let r = run(&scenario(20.0, slow, "", partition, policy)).unwrap();
+    let (route, api) = (&r.routes["r"], &r.services["api"]);
+    assert_eq!(api.answered, api.arrivals, "api answers every request it sees");
+    assert_eq!(route.ok + failed(&r, Cause::Timeout), route.arrivals, "only timeouts fail");
+    // About 20 requests a second: those sent in [5 s, 6 s) never reach api,
+    // and api's answers to those sent in [4 s, 5 s) never reach the users.
+    let never_arrived = route.arrivals - api.arrivals;
+    let answers_lost = api.answered - route.ok;
+    assert!((5..=40).contains(&never_arrived), "{never_arrived}");
+    assert!((5..=40).contains(&answers_lost), "{answers_lost}");
+    // A lost answer's caller waits out the read timeout, counted from its
+    // request's arrival one 1 ms hop after it was sent.
+    let max = route.latency.max.as_secs_f64();
+    assert!((7.0..7.01).contains(&max), "{max}");
+}
+
+#[test]
+fn a_partition_loses_the_requests_crossing_it_when_it_begins() {
+    // An 800 ms link from the users: a request sent in [4.2 s, 5 s) is on
+    // it when the partition begins and arrives in it.
+    let policy = r#"(timeout: (connect: "2s", read: "7s", write: None, pool: None))"#;
+    let partition = r#"(target: "api", from: "5s", until: "6s", kind: partition(from: "users"))"#;
+    let mut s = scenario(20.0, SIMPLE, "", partition, policy);
+    s.links.edges.push(EdgeLink {
+        from: "users".into(),
+        to: "api".into(),
+        link: LinkConfig { latency: Distribution::Constant { value: SimDuration::from_millis(800) }, loss: 0.0 },
+    });
+    s.validate().unwrap();
+    let r = run(&s).unwrap();
+    let sent = route_counts(&r, "arrivals");
+    let never_arrived = r.routes["r"].arrivals - r.services["api"].arrivals;
+    // Those sent in the partition's second are not accepted; those sent
+    // in the 0.8 s before it are lost on the way, part of second 4.
+    assert!(never_arrived > sent[5], "{never_arrived} never arrived, {} sent in [5 s, 6 s)", sent[5]);
+    assert!(
+        never_arrived <= sent[4] + sent[5],
+        "{never_arrived} never arrived, {} sent in [4 s, 6 s)",
+        sent[4] + sent[5]
+    );
 }
 
 #[test]

@@ -122,11 +122,7 @@ impl World {
         let link = &mut self.links[from_node as usize * services_count + target as usize];
         let latency = link.latency.sample(&mut link.rng);
         let lost = link.loss > 0.0 && link.rng.bernoulli(link.loss);
-        // Most replicas are partitioned from no node: looking at the length
-        // first spares every attempt the setup of `contains`'s vectorised
-        // search (about a dozen instructions).
-        let partitioned_from = &chosen.partitioned_from;
-        let partitioned = !partitioned_from.is_empty() && partitioned_from.contains(&from_node);
+        let partitioned = chosen.cut_off_from(from_node);
         if lost || partitioned {
             // Partitioned, the connection is never accepted: only the
             // connect timeout (or the attempt deadline) ends the attempt.
@@ -180,7 +176,13 @@ impl World {
             return; // the attempt already timed out: a late answer
         }
         let answer = call.answer_in_transit.take().expect("the attempt out was answered");
-        self.services[call.target as usize].replicas[call.attempt_replica as usize].outstanding -= 1;
+        let replica = &mut self.services[call.target as usize].replicas[call.attempt_replica as usize];
+        if replica.cut_off_from(call.from_node) {
+            // A partition cut the way back: the caller never hears the
+            // answer, and its read timeout ends the attempt.
+            return;
+        }
+        replica.outstanding -= 1;
         if let Some(timeout) = call.timeout.take() {
             ctx.cancel(timeout);
         }

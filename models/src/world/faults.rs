@@ -5,8 +5,9 @@
 //! requests); the requests meet it elsewhere: in `servers.rs`, `deliver`
 //! applies a crash, a hang and an error rate to each arriving request, it
 //! and `drain_queue` count lost capacity out of the free workers, and
-//! `advance` stretches a compute step of a slow replica; in `calls.rs`,
-//! `send_attempt` holds back an attempt across a partition.
+//! `advance` stretches a compute step of a slow replica; a partition
+//! holds back an attempt in `calls.rs`'s `send_attempt`, and loses a
+//! request arriving across it in `deliver` and an answer in `on_answer`.
 
 use stormglass_core::sim::Context;
 use stormglass_core::time::SimDuration;

@@ -244,7 +244,7 @@ struct Replica {
     /// picks the fault's own random stream (`fault_rngs`), so that each
     /// error fault draws the same values whatever else is active.
     errors: Vec<(f64, u16, u32)>,
-    /// Nodes whose attempts are not accepted (a partition).
+    /// Nodes a partition cuts the replica off from (see `cut_off_from`).
     partitioned_from: Vec<u32>,
 }
 

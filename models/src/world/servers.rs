@@ -27,8 +27,14 @@ impl World {
         };
         let (s, r) = (request.service as usize, request.replica as usize);
         let service = &mut self.services[s];
-        service.series.arrivals.add_in(self.bucket, 1);
         let replica = &mut service.replicas[r];
+        if replica.cut_off_from(request.reply_node) {
+            // A partition began while it crossed: the replica never sees
+            // it, and the caller's read timeout ends the attempt.
+            self.requests.remove(request_key.index as usize);
+            return;
+        }
+        service.series.arrivals.add_in(self.bucket, 1);
         if replica.crashed > 0 {
             service.series.refused_by_crash.add(now, 1);
             let refused =
@@ -404,6 +410,24 @@ pub(super) fn choose_replica(service: &mut Service) -> u32 {
 }
 
 impl Replica {
+    /// Whether a partition cuts the replica off from `node`: an attempt
+    /// `node` sends is not accepted, and a request or an answer crossing
+    /// between them is lost, as packets on a cut link are. Most replicas
+    /// are partitioned from no node, so only the length is looked at
+    /// inline: `contains`'s vectorised search, inlined into the delivery
+    /// and the answer, made the event dispatch too big to inline into the
+    /// run loop (+6.6% instructions).
+    #[inline(always)]
+    pub(super) fn cut_off_from(&self, node: u32) -> bool {
+        !self.partitioned_from.is_empty() && self.partitioned_from_holds(node)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn partitioned_from_holds(&self, node: u32) -> bool {
+        self.partitioned_from.contains(&node)
+    }
+
     /// Requests wait in the queue and no drain of it is under way.
     fn has_waiting(&self) -> bool {
         !self.draining && !self.queue.is_empty()
