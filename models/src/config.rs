@@ -516,8 +516,9 @@ pub enum FaultKind {
     /// cut: an attempt `from` sends while it lasts is never accepted, so
     /// only a connect timeout (or the attempt's deadline) ends it; a
     /// request or an answer that arrives across the link while it lasts
-    /// is lost, so the caller waits for its read timeout (the target did
-    /// the work all the same).
+    /// is lost (for a lost answer, the target did the work all the same),
+    /// so the caller waits for its read timeout, or its deadline: with
+    /// neither it waits for ever, as under a hang.
     Partition {
         /// The caller cut off.
         from: String,

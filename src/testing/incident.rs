@@ -280,9 +280,9 @@ mod tests {
     use super::*;
 
     /// The CSV word of a fault kind. This match has no catch-all, so a new
-    /// `FaultKind` stops this test from compiling until it has a word here,
-    /// and then fails it until `kind` (whose match is over strings, and
-    /// cannot tell) reads that word.
+    /// `FaultKind` stops this test from compiling until it has a word here;
+    /// added to the test's kinds, it then fails until `kind` (whose match
+    /// is over strings, and cannot tell) reads that word.
     fn csv_word(kind: &FaultKind) -> String {
         match kind {
             FaultKind::Crash => "crash".into(),

@@ -249,7 +249,10 @@ impl World {
         // apart by their order among themselves.
         // Only an error fault draws from its stream; every fault gets one,
         // named `fault.errors.*` whatever its kind, and renaming it would
-        // change the draws of every error fault in every scenario.
+        // change the draws of every error fault in every scenario. So a
+        // fault of another kind with the same target, replica and window,
+        // listed before an error fault, moves that fault's index among
+        // identical names, and with it its draws.
         let mut seen: BTreeMap<String, u64> = BTreeMap::new();
         let fault_rngs = scenario
             .faults

@@ -3,8 +3,9 @@
 //!
 //! This module keeps that state (and loses a crashed or hung replica's
 //! requests); the requests meet it elsewhere: in `servers.rs`, `deliver`
-//! applies a crash, a hang and an error rate to each arriving request, it
-//! and `drain_queue` count lost capacity out of the free workers, and
+//! applies a crash, a hang and an error rate to each arriving request, it,
+//! `drain_queue` and `on_call_result` count lost capacity out of the free
+//! workers, and
 //! `advance` stretches a compute step of a slow replica; a partition
 //! holds back an attempt in `calls.rs`'s `send_attempt`, and loses a
 //! request arriving across it in `deliver` and an answer in `on_answer`.

@@ -241,8 +241,7 @@ struct Replica {
     slow_factor: f64,
     slow_added: SimDuration,
     /// Active error faults: (probability, status, fault index). The index
-    /// picks the fault's own random stream (`fault_rngs`), so that each
-    /// error fault draws the same values whatever else is active.
+    /// picks the fault's own random stream (`fault_rngs`).
     errors: Vec<(f64, u16, u32)>,
     /// Nodes a partition cuts the replica off from (see `cut_off_from`).
     partitioned_from: Vec<u32>,
