@@ -179,7 +179,8 @@ impl World {
         let replica = &mut self.services[call.target as usize].replicas[call.attempt_replica as usize];
         if replica.cut_off_from(call.from_node) {
             // A partition cut the way back: the caller never hears the
-            // answer, and its read timeout ends the attempt.
+            // answer, and its read timeout (or deadline) ends the attempt
+            // (`FaultKind::Partition`).
             return;
         }
         replica.outstanding -= 1;

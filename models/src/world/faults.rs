@@ -2,13 +2,13 @@
 //! replicas it hits.
 //!
 //! This module keeps that state (and loses a crashed or hung replica's
-//! requests); the requests meet it elsewhere: in `servers.rs`, `deliver`
-//! applies a crash, a hang and an error rate to each arriving request, it,
-//! `drain_queue` and `on_call_result` count lost capacity out of the free
-//! workers, and
-//! `advance` stretches a compute step of a slow replica; a partition
-//! holds back an attempt in `calls.rs`'s `send_attempt`, and loses a
-//! request arriving across it in `deliver` and an answer in `on_answer`.
+//! requests); the requests meet it elsewhere. In `servers.rs`, `deliver`
+//! applies a crash, a hang and an error rate to each arriving request;
+//! it, `drain_queue` and `on_call_result` count lost capacity out of the
+//! free workers; `advance` stretches a compute step of a slow replica. A
+//! partition holds back an attempt in `calls.rs`'s `send_attempt`, and
+//! loses a request arriving across it in `deliver` and an answer in
+//! `on_answer`.
 
 use stormglass_core::sim::Context;
 use stormglass_core::time::SimDuration;

@@ -30,7 +30,8 @@ impl World {
         let replica = &mut service.replicas[r];
         if replica.cut_off_from(request.reply_node) {
             // A partition began while it crossed: the replica never sees
-            // it, and the caller's read timeout ends the attempt.
+            // it, and the caller's read timeout (or deadline) ends the
+            // attempt (`FaultKind::Partition`).
             self.requests.remove(request_key.index as usize);
             return;
         }
